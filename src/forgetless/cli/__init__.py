@@ -1,0 +1,1 @@
+"""The `forgetless` command: a thin layer that parses, calls the library and prints."""

@@ -1,0 +1,90 @@
+"""The work behind each CLI command, kept apart from argument parsing."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from forgetless.cli.output import out, print_table, slug, write_outputs
+from forgetless.errors import ForgetlessError
+
+
+def _options(batch_tokens: int):  # noqa: ANN202
+    from forgetless.probes import ScoreOptions
+
+    if batch_tokens < 1:
+        raise ForgetlessError(f"--batch-tokens {batch_tokens} must be positive", "use e.g. 4096")
+    return ScoreOptions(batch_tokens=batch_tokens)
+
+
+def _suite_and_target(suite: str, target: Path | None, limit: int | None):  # noqa: ANN202
+    from forgetless.pipeline.evaluate import target_probe
+    from forgetless.suites import load_suite
+
+    if limit is not None and limit < 1:
+        raise ForgetlessError(f"--limit {limit} must be at least 1", "omit --limit to use the suite's own sizes")
+    loaded = load_suite(suite, limit=limit)
+    extra = []
+    if target is not None:
+        if not target.exists():
+            raise ForgetlessError(f"--target '{target}' does not exist", "pass a text file, folder or JSONL file")
+        extra.append(target_probe(str(target)))
+    return loaded, extra
+
+
+def run_eval(model, suite, target, limit, out_dir, device, dtype, batch_tokens, no_cache, base) -> None:  # noqa: ANN001
+    from forgetless.cache import ResultCache
+    from forgetless.models import load_model
+    from forgetless.pipeline.evaluate import evaluate
+    from forgetless.report.markdown import eval_markdown
+    from forgetless.report.rows import EVAL_HEADER, eval_rows
+
+    loaded, extra = _suite_and_target(suite, target, limit)  # validate before loading any model
+    options = _options(batch_tokens)
+    lm = load_model(model, device=device, dtype=dtype, base=base)
+    result = evaluate(lm, loaded, extra_probes=extra, cache=ResultCache(enabled=not no_cache), options=options)
+    print_table(f"{model} on suite '{loaded.name}'", EVAL_HEADER, eval_rows(result))
+    folder = out_dir or Path("forgetless-out") / f"eval-{slug(model)}-{loaded.name}"
+    paths = write_outputs(folder, result, eval_markdown(result), "eval")
+    out.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def run_audit(base_model, tuned_model, suite, target, limit, out_dir, device, dtype, batch_tokens, no_cache, base) -> None:  # noqa: ANN001
+    from forgetless.cache import ResultCache
+    from forgetless.pipeline.audit import audit
+    from forgetless.report.markdown import audit_markdown
+    from forgetless.report.rows import AUDIT_HEADER, audit_rows
+
+    loaded, extra = _suite_and_target(suite, target, limit)
+    options = _options(batch_tokens)
+    result = audit(
+        base_model, tuned_model, loaded, extra_probes=extra, cache=ResultCache(enabled=not no_cache),
+        options=options, device=device, dtype=dtype, adapter_base=base,
+    )
+    print_table(f"{tuned_model} against {base_model}", AUDIT_HEADER, audit_rows(result))
+    out.print(f"[bold]{result['summary']['headline']}[/]")
+    folder = out_dir or Path("forgetless-out") / f"audit-{slug(tuned_model)}-vs-{slug(base_model)}-{loaded.name}"
+    paths = write_outputs(folder, result, audit_markdown(result), "audit")
+    out.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def run_ls(what: str) -> None:
+    from forgetless.probes import PROBES
+    from forgetless.registry import unknown_name_error
+    from forgetless.suites import builtin_suites, load_suite
+
+    if what == "probes":
+        rows = []
+        for name in PROBES.names():
+            module = sys.modules[PROBES.get(name).__module__]
+            rows.append([name, (module.__doc__ or "").strip().splitlines()[0]])
+        print_table("probe kinds", ["kind", "what it measures"], rows)
+    elif what == "suites":
+        rows = []
+        for name in builtin_suites():
+            suite = load_suite(name)
+            probes = ", ".join(f"{p.config.name} ({p.config.kind})" for p in suite.probes)
+            rows.append([name, " ".join(suite.description.split()), probes])
+        print_table("built-in suites", ["suite", "description", "probes"], rows)
+    else:
+        raise unknown_name_error("listing", what, ["probes", "suites"])

@@ -1,0 +1,95 @@
+"""`forgetless eval | audit | ls | demo`: each command parses, calls the library, prints."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from forgetless.errors import ForgetlessError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune language models without losing what they know.")
+
+Suite = Annotated[str, typer.Option("--suite", "-s", help="Built-in suite name (see `forgetless ls suites`) or a suite YAML file.")]
+Target = Annotated[Path | None, typer.Option(help="Your domain's held-out text (file, folder or JSONL with `text`): scored as the target probe.")]
+Limit = Annotated[int | None, typer.Option(help="Cap every probe at this many items (quick looks; changes the numbers).")]
+Out = Annotated[Path | None, typer.Option(help="Folder for the JSON and Markdown results.")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")]
+Dtype = Annotated[str, typer.Option(help="float32, bfloat16 or float16.")]
+BatchTokens = Annotated[int, typer.Option(help="Tokens per scoring batch (memory against speed).")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute instead of reusing cached probe results.")]
+AdapterBase = Annotated[str | None, typer.Option("--base", help="Base model for a PEFT adapter that does not name a loadable one.")]
+
+
+def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a ForgetlessError into a clear message and exit code 2, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ForgetlessError as error:
+            from forgetless.cli.output import err
+
+            err.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+            sys.exit(2)
+
+    return wrapper
+
+
+@app.command("eval")
+@friendly
+def eval_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="Hub id, local folder, .gguf file, PEFT adapter folder, or smollm2-135m.")] = "smollm2-135m",
+    suite: Suite = "general", target: Target = None, limit: Limit = None, out: Out = None,
+    device: Device = "auto", dtype: Dtype = "float32", batch_tokens: BatchTokens = 4096,
+    no_cache: NoCache = False, base: AdapterBase = None,
+) -> None:
+    """Score a model on a probe suite; print a table, write JSON and Markdown."""
+    from forgetless.cli.commands import run_eval
+
+    run_eval(model, suite, target, limit, out, device, dtype, batch_tokens, no_cache, base)
+
+
+@app.command("audit")
+@friendly
+def audit_command(
+    base_model: Annotated[str, typer.Argument(metavar="BASE", help="The model before fine-tuning.")],
+    tuned_model: Annotated[str, typer.Argument(metavar="TUNED", help="The fine-tuned model (or PEFT adapter).")],
+    suite: Suite = "general", target: Target = None, limit: Limit = None, out: Out = None,
+    device: Device = "auto", dtype: Dtype = "float32", batch_tokens: BatchTokens = 4096,
+    no_cache: NoCache = False, base: AdapterBase = None,
+) -> None:
+    """What did TUNED forget of BASE? Paired before/after per probe, with noise bands and verdicts."""
+    from forgetless.cli.commands import run_audit
+
+    run_audit(base_model, tuned_model, suite, target, limit, out, device, dtype, batch_tokens, no_cache, base)
+
+
+@app.command("ls")
+@friendly
+def ls_command(what: Annotated[str, typer.Argument(help="probes or suites")]) -> None:
+    """List probe kinds, or suites and their probes."""
+    from forgetless.cli.commands import run_ls
+
+    run_ls(what)
+
+
+@app.command("demo")
+@friendly
+def demo_command(
+    quick: Annotated[bool, typer.Option(help="The one-minute suite and fewer training steps.")] = False,
+    out: Out = None,
+) -> None:
+    """Evaluate the embedded default model, fine-tune it briefly on SST-2 reviews, audit what it forgot."""
+    from forgetless.pipeline.demo import run_demo
+
+    run_demo(quick=quick, out=out)
+
+
+def main() -> None:
+    app()

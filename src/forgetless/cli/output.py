@@ -1,0 +1,37 @@
+"""Printing for the CLI: rich tables on stdout, errors on stderr, files written atomically."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from forgetless.paths import write_json_atomic, write_text_atomic
+
+out = Console()
+err = Console(stderr=True)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(text).name if "/" in text else text).strip("-") or "model"
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in header:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        style = {"forgot": "red", "improved": "green"}.get(row[-1])
+        table.add_row(*row, style=style)
+    out.print(table)
+
+
+def write_outputs(folder: Path, data: dict[str, Any], markdown: str, stem: str) -> list[Path]:
+    """JSON first, then Markdown; each appears only complete (atomic rename)."""
+    json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
+    write_json_atomic(json_path, data)
+    write_text_atomic(md_path, markdown)
+    return [json_path, md_path]

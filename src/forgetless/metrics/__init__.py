@@ -1,0 +1,53 @@
+"""Metrics for measuring what fine-tuning changed: intervals, perplexity, transfer."""
+
+from __future__ import annotations
+
+from forgetless.metrics.intervals import (
+    PairedDelta,
+    bootstrap_indices,
+    bootstrap_interval,
+    mcnemar_exact,
+    mean_stderr,
+    normal_interval,
+    paired_accuracy_delta,
+    paired_mean_delta,
+)
+from forgetless.metrics.perplexity import (
+    bits_per_byte,
+    degradation_interval,
+    paired_perplexity_delta,
+    perplexity,
+    perplexity_degradation,
+)
+from forgetless.metrics.transfer import (
+    average_accuracy,
+    backward_transfer,
+    delta,
+    forgetting_measure,
+    forgetting_per_task,
+    forward_transfer,
+    relative_change,
+)
+
+__all__ = [
+    "PairedDelta",
+    "average_accuracy",
+    "backward_transfer",
+    "bits_per_byte",
+    "bootstrap_indices",
+    "bootstrap_interval",
+    "degradation_interval",
+    "delta",
+    "forgetting_measure",
+    "forgetting_per_task",
+    "forward_transfer",
+    "mcnemar_exact",
+    "mean_stderr",
+    "normal_interval",
+    "paired_accuracy_delta",
+    "paired_mean_delta",
+    "paired_perplexity_delta",
+    "perplexity",
+    "perplexity_degradation",
+    "relative_change",
+]

@@ -1,0 +1,153 @@
+"""Resolve a model spec (built-in name, folder, .gguf file, PEFT adapter, hub id) and load it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from forgetless.errors import ForgetlessError
+from forgetless.models.default import BUILTIN_NAMES, default_model_folder
+
+OFFLINE_HINT = (
+    "check the name; hub ids need a network connection. Offline, pass a local folder, a .gguf file, "
+    f"or the built-in model '{BUILTIN_NAMES[0]}'"
+)
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM ready for scoring, with where it came from and a content fingerprint."""
+
+    model: Any
+    tokenizer: Any
+    spec: str
+    source: str  # builtin | folder | gguf | adapter | hub
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of every weight and of the tokenizer: equal fingerprints score identically."""
+        digest = hashlib.blake2b(digest_size=16)
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            data = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(data.view(torch.uint8).numpy().tobytes())
+        vocab = sorted(self.tokenizer.get_vocab().items())
+        digest.update(json.dumps(vocab).encode())
+        return digest.hexdigest()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec, "source": self.source, "fingerprint": self.fingerprint, **self.details}
+
+
+def _resolve_dtype(dtype: str) -> torch.dtype:
+    options = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in options:
+        raise ForgetlessError(f"unknown dtype '{dtype}'", f"use one of: {', '.join(options)}")
+    return options[dtype]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ForgetlessError(f"device '{device}' asked for, but no CUDA GPU is visible", "use --device cpu")
+    return torch.device(device)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or Path(spec).exists()
+
+
+def _from_pretrained(location: str | Path, dtype: torch.dtype, **kwargs: Any) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
+    return model, tokenizer
+
+
+def _load_weights(spec: str, dtype: torch.dtype, base: str | None) -> tuple[Any, Any, str, dict]:
+    if spec in BUILTIN_NAMES:
+        model, tok = _from_pretrained(default_model_folder(), dtype)
+        return model, tok, "builtin", {"name": "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized)"}
+    if _looks_like_path(spec):
+        path = Path(spec).expanduser()
+        if not path.exists():
+            raise ForgetlessError(f"model path '{spec}' does not exist", "check the path, or pass a hub id")
+        if path.is_file():
+            if path.suffix != ".gguf":
+                raise ForgetlessError(
+                    f"model file '{spec}' is not a .gguf file",
+                    "pass a model folder (with config.json), a .gguf file or an adapter folder",
+                )
+            try:
+                model, tok = _from_pretrained(path.parent, dtype, gguf_file=path.name)
+            except Exception as error:  # the GGUF reader raises many types; all mean "cannot read"
+                raise ForgetlessError(
+                    f"transformers could not read the GGUF file '{spec}': {error}",
+                    "check that the file is complete and that its architecture is one transformers' "
+                    "GGUF loader supports (llama, mistral, qwen2, gemma3, ...), or convert it to a folder",
+                ) from error
+            model.hf_quantizer = None  # weights are dequantized; let the model be saved later
+            return model, tok, "gguf", {}
+        if (path / "adapter_config.json").is_file():
+            return _load_adapter(path, dtype, base)
+        if not (path / "config.json").is_file():
+            raise ForgetlessError(
+                f"folder '{spec}' has neither config.json (a model) nor adapter_config.json (a PEFT adapter)",
+                "point --model at a folder written by save_pretrained",
+            )
+        model, tok = _from_pretrained(path, dtype)
+        return model, tok, "folder", {}
+    try:
+        model, tok = _from_pretrained(spec, dtype)
+    except OSError as error:
+        raise ForgetlessError(f"could not load model '{spec}' from the Hugging Face hub: {error}", OFFLINE_HINT) from error
+    return model, tok, "hub", {}
+
+
+def _load_adapter(path: Path, dtype: torch.dtype, base: str | None) -> tuple[Any, Any, str, dict]:
+    from peft import PeftModel
+
+    config = json.loads((path / "adapter_config.json").read_text())
+    base_spec = base or config.get("base_model_name_or_path")
+    if not base_spec:
+        raise ForgetlessError(
+            f"adapter '{path}' does not name its base model", "pass the base with --base MODEL"
+        )
+    base_model, tok, _, _ = _load_weights(base_spec, dtype, None)
+    if (path / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(path)
+    model = PeftModel.from_pretrained(base_model, path)
+    return model, tok, "adapter", {"base": base_spec}
+
+
+def load_model(spec: str, *, device: str = "auto", dtype: str = "float32", base: str | None = None) -> LoadedModel:
+    """Load a causal LM for evaluation.
+
+    Args:
+        spec: built-in name (`smollm2-135m`), local folder, `.gguf` file, PEFT adapter folder, or hub id.
+        device: `auto`, `cpu`, `cuda`, `cuda:1`...
+        dtype: `float32`, `bfloat16` or `float16`.
+        base: base model for an adapter whose config does not name a loadable one.
+    """
+    torch_dtype = _resolve_dtype(dtype)
+    target = resolve_device(device)
+    model, tokenizer, source, details = _load_weights(spec, torch_dtype, base)
+    model.to(target).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # generation batches need a pad token
+    return LoadedModel(model, tokenizer, spec, source, {"dtype": dtype, **details})

@@ -1,0 +1,95 @@
+"""Audit a fine-tune: score base and tuned on the same items and say, per probe, what was forgotten."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+from datetime import datetime, timezone
+from typing import Any
+
+from forgetless import __version__
+from forgetless.cache import ResultCache
+from forgetless.errors import ForgetlessError
+from forgetless.models import load_model
+from forgetless.pipeline.evaluate import evaluate
+from forgetless.probes import Comparison, Probe, ProbeResult, ScoreOptions
+from forgetless.suites import Suite
+
+AUDIT_SCHEMA = "forgetless.audit/1"
+
+
+def compare_evals(probes: list[Probe], before: dict[str, Any], after: dict[str, Any]) -> list[Comparison]:
+    """Paired comparison of two eval results of the same probes; primary metric first per probe."""
+    old = {p["name"]: ProbeResult.from_dict(_strip(p)) for p in before["probes"]}
+    new = {p["name"]: ProbeResult.from_dict(_strip(p)) for p in after["probes"]}
+    out: list[Comparison] = []
+    for probe in probes:
+        name = probe.config.name
+        if name not in old or name not in new:
+            raise ForgetlessError(f"probe '{name}' is missing from one of the two results", "score both with the same suite")
+        if old[name].n_items != new[name].n_items:
+            raise ForgetlessError(
+                f"probe '{name}' has {old[name].n_items} items before and {new[name].n_items} after",
+                "score both models on the same items (same suite, same --limit)",
+            )
+        out.extend(probe.compare(old[name], new[name]))
+    return out
+
+
+def _strip(probe_dict: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in probe_dict.items() if k != "cached"}
+
+
+def summarize(comparisons: list[Comparison]) -> dict[str, Any]:
+    """The verdict per probe (its primary comparison), and the lines people read first."""
+    primary: dict[str, Comparison] = {}
+    for c in comparisons:
+        primary.setdefault(c.probe, c)
+    by_verdict: dict[str, list[str]] = {"forgot": [], "kept": [], "improved": [], "info": []}
+    for c in primary.values():
+        by_verdict.setdefault(c.verdict, []).append(c.probe)
+    general = [c for c in primary.values() if c.role == "general" and c.verdict != "info"]
+    kept = sum(c.verdict != "forgot" for c in general)
+    parts = [f"{kept} of {len(general)} general probes kept within noise or improved"]
+    for c in general:
+        if c.verdict == "forgot":
+            parts.append(f"{c.probe} forgot: {describe_change(c)}")
+    for c in primary.values():
+        if c.role == "target":
+            parts.insert(0, f"target {c.probe}: {describe_change(c)} ({c.verdict})")
+    return {"verdicts": {c.probe: c.verdict for c in primary.values()}, "by_verdict": by_verdict, "headline": "; ".join(parts)}
+
+
+def describe_change(c: Comparison) -> str:
+    if c.metric == "perplexity":
+        return f"perplexity {c.before:.2f} -> {c.after:.2f} ({c.relative:+.1%})"
+    scale = 100 if c.metric.startswith("acc") or c.metric == "expect_rate" else 1
+    interval = f" [{c.low * scale:+.1f}, {c.high * scale:+.1f}]" if c.low is not None else ""
+    unit = " points" if scale == 100 else ""
+    return f"{c.metric} {c.before * scale:.1f} -> {c.after * scale:.1f} ({c.delta * scale:+.1f}{unit}{interval})"
+
+
+def audit(
+    base_spec: str, tuned_spec: str, suite: Suite, *, extra_probes: list[Probe] | None = None,
+    cache: ResultCache | None = None, options: ScoreOptions | None = None,
+    device: str = "auto", dtype: str = "float32", adapter_base: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate base then tuned (one model in memory at a time) and compare them item by item."""
+    evals = []
+    for spec in (base_spec, tuned_spec):
+        lm = load_model(spec, device=device, dtype=dtype, base=adapter_base)
+        evals.append(evaluate(lm, suite, extra_probes=extra_probes, cache=cache, options=options))
+        del lm
+        gc.collect()
+    probes = [*suite.probes, *(extra_probes or [])]
+    comparisons = compare_evals(probes, evals[0], evals[1])
+    return {
+        "schema": AUDIT_SCHEMA,
+        "forgetless_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "suite": evals[0]["suite"],
+        "base": evals[0],
+        "tuned": evals[1],
+        "comparisons": [dataclasses.asdict(c) for c in comparisons],
+        "summary": summarize(comparisons),
+    }

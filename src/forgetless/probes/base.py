@@ -1,0 +1,127 @@
+"""What every probe shares: its typed config, its result, and the paired comparison of two results."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from forgetless.data.sources import Source
+from forgetless.registry import Registry
+
+PROBES: Registry[type[Probe]] = Registry("probe")
+
+
+class ProbeConfig(BaseModel):
+    """Fields every probe has. `role: target` marks the user's own task (what tuning should gain)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: str
+    role: Literal["general", "target"] = "general"
+    description: str = ""
+    source: list[Source] = Field(default_factory=list)
+    limit: int | None = Field(default=None, gt=0)
+    seed: int = 1234
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> list[Source]:
+        values = value if isinstance(value, list) else [value]
+        return [Source.parse(v) for v in values]
+
+
+@dataclass
+class Metric:
+    value: float
+    higher_is_better: bool
+    stderr: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass
+class ProbeResult:
+    """A probe's scores on one model. `items` keeps per-item data for paired comparisons."""
+
+    name: str
+    kind: str
+    role: str
+    primary: str
+    metrics: dict[str, Metric]
+    n_items: int
+    seconds: float
+    items: dict[str, list[Any]] = field(default_factory=dict)
+    cache_key: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProbeResult:
+        metrics = {k: Metric(**v) for k, v in data["metrics"].items()}
+        return cls(**{**data, "metrics": metrics})
+
+
+@dataclass
+class Comparison:
+    """Before/after of one metric on the same items. `low`/`high` bound `delta` (after - before)."""
+
+    probe: str
+    role: str
+    metric: str
+    higher_is_better: bool
+    before: float
+    after: float
+    delta: float
+    relative: float | None
+    low: float | None
+    high: float | None
+    p_value: float | None
+    n: int
+    verdict: str  # improved | forgot | kept | changed | info
+    note: str = ""
+
+
+def verdict(low: float | None, high: float | None, higher_is_better: bool) -> str:
+    """'improved' or 'forgot' only when the whole interval of the delta lies on one side of zero."""
+    if low is None or high is None:
+        return "info"
+    if low > 0:
+        return "improved" if higher_is_better else "forgot"
+    if high < 0:
+        return "forgot" if higher_is_better else "improved"
+    return "kept"
+
+
+class Probe:
+    """A probe kind: builds its items from a config, scores a model, compares two results.
+
+    Subclasses set `config_class` and implement `prepare` (items and the content that keys the
+    cache), `score` and `compare`.
+    """
+
+    config_class: type[ProbeConfig] = ProbeConfig
+
+    def __init__(self, config: ProbeConfig, base_dir: Path | None = None) -> None:
+        self.config = config
+        self.base_dir = base_dir
+
+    def prepare(self, tokenizer: Any) -> Any:
+        raise NotImplementedError
+
+    def score(self, lm: Any, prepared: Any, options: ScoreOptions) -> ProbeResult:
+        raise NotImplementedError
+
+    def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
+        raise NotImplementedError
+
+
+@dataclass
+class ScoreOptions:
+    batch_tokens: int = 4096
+    max_length: int | None = None
+    progress: Any = None  # callable(advance: int) or None

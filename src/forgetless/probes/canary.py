@@ -1,0 +1,121 @@
+"""Canary prompts: fixed prompts, greedy generations, compared before and after a fine-tune.
+
+On one model the score is the share of prompts whose generation contains every expected substring
+(case-insensitive), when prompts say what to expect. Between two models: how many generations are
+unchanged, how similar they are (difflib ratio), and the paired change of the expectation rate.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from forgetless.data.sources import load_records, select_items
+from forgetless.metrics import mean_stderr, normal_interval, paired_accuracy_delta
+from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions, verdict
+from forgetless.probes.templates import render
+
+
+class CanaryPrompt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(min_length=1)
+    expect: list[str] = Field(default_factory=list)
+
+
+class CanaryConfig(ProbeConfig):
+    kind: Literal["canary"] = "canary"
+    prompts: list[CanaryPrompt | str] = Field(default_factory=list)
+    prompt: str = "{{ prompt }}"  # template, when prompts come from `source`
+    expect: str | None = None  # template rendering to a list of substrings, with `source`
+    max_new_tokens: int = Field(default=32, gt=0)
+    chat: bool = False  # wrap each prompt in the tokenizer's chat template
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> CanaryConfig:
+        if bool(self.prompts) == bool(self.source):
+            raise ValueError("give either inline `prompts` or a `source` of prompts")
+        return self
+
+
+@PROBES.register("canary")
+class CanaryProbe(Probe):
+    config_class = CanaryConfig
+    config: CanaryConfig
+
+    def build_prompts(self) -> list[CanaryPrompt]:
+        cfg = self.config
+        if cfg.prompts:
+            prompts = [p if isinstance(p, CanaryPrompt) else CanaryPrompt(prompt=p) for p in cfg.prompts]
+            return [prompts[i] for i in select_items(len(prompts), cfg.limit, cfg.seed)]
+        records = load_records(cfg.source, self.base_dir, what=f"probe '{cfg.name}'")
+        out = []
+        for index in select_items(len(records), cfg.limit, cfg.seed):
+            where = f"probe '{cfg.name}', item {index}"
+            expect = render(cfg.expect, records[index], native=True, where=where) if cfg.expect else []
+            expect = [expect] if isinstance(expect, str) else list(expect)
+            out.append(CanaryPrompt(prompt=render(cfg.prompt, records[index], native=False, where=where), expect=expect))
+        return out
+
+    def prepare(self, tokenizer: Any) -> dict[str, Any]:
+        prompts = self.build_prompts()
+        texts = [p.prompt for p in prompts]
+        if self.config.chat:
+            texts = [
+                tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True)
+                for t in texts
+            ]
+        material = {"texts": texts, "expect": [p.expect for p in prompts], "max_new": self.config.max_new_tokens}
+        return {"prompts": prompts, "texts": texts, "material": material}
+
+    @torch.inference_mode()
+    def score(self, lm: Any, prepared: dict[str, Any], options: ScoreOptions) -> ProbeResult:
+        start = time.perf_counter()
+        tok, texts = lm.tokenizer, prepared["texts"]
+        side = tok.padding_side
+        tok.padding_side = "left"  # generation continues from the right edge of every row
+        try:
+            batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
+        finally:
+            tok.padding_side = side
+        output = lm.model.generate(
+            **batch, max_new_tokens=self.config.max_new_tokens, do_sample=False,
+            pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None,
+        )
+        generations = tok.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        if options.progress is not None:
+            options.progress(len(texts))
+        prompts: list[CanaryPrompt] = prepared["prompts"]
+        hits = [int(all(e.lower() in g.lower() for e in p.expect)) for p, g in zip(prompts, generations, strict=True)]
+        metrics = {}
+        has_expect = [bool(p.expect) for p in prompts]
+        if any(has_expect):
+            scored = [h for h, e in zip(hits, has_expect, strict=True) if e]
+            mean, stderr = float(np.mean(scored)), mean_stderr(scored)
+            metrics["expect_rate"] = Metric(mean, True, stderr, *(normal_interval(mean, stderr) if len(scored) > 1 else (None, None)))
+        primary = "expect_rate" if metrics else "generations"
+        items = {"prompt": [p.prompt for p in prompts], "generation": generations, "hit": hits, "has_expect": has_expect}
+        return ProbeResult(
+            self.config.name, "canary", self.config.role, primary, metrics, len(prompts), time.perf_counter() - start, items
+        )
+
+    def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
+        old, new = before.items["generation"], after.items["generation"]
+        same = float(np.mean([a == b for a, b in zip(old, new, strict=True)]))
+        similarity = float(np.mean([difflib.SequenceMatcher(None, a, b).ratio() for a, b in zip(old, new, strict=True)]))
+        name, role, n = before.name, before.role, len(old)
+        out = [
+            Comparison(name, role, "unchanged", True, 1.0, same, same - 1.0, None, None, None, None, n, "info",
+                       f"{round(same * n)} of {n} generations identical to the base model's"),
+            Comparison(name, role, "similarity", True, 1.0, similarity, similarity - 1.0, None, None, None, None, n, "info"),
+        ]
+        mask = np.array(before.items["has_expect"], dtype=bool)
+        if mask.any():
+            d = paired_accuracy_delta(np.array(before.items["hit"])[mask], np.array(after.items["hit"])[mask])
+            out.insert(0, Comparison(name, role, "expect_rate", True, d.before, d.after, d.delta, d.relative,
+                                     d.low, d.high, d.p_value, d.n, verdict(d.low, d.high, True)))
+        return out

@@ -1,0 +1,137 @@
+"""Perplexity and bits per byte of held-out text: the first thing to move when a model forgets.
+
+Each document is scored in full: the first token is predicted from the tokenizer's prefix token
+(BOS, else EOS) as lm-eval's `loglikelihood_rolling` does. Documents longer than the window are
+scored in windows; each window predicts `stride` new tokens with the tokens before them as context
+(`stride` = window: disjoint windows, lm-eval's behaviour; smaller: more context, slower).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from forgetless.data.sources import load_records, select_items
+from forgetless.errors import ForgetlessError
+from forgetless.metrics import (
+    bits_per_byte,
+    bootstrap_indices,
+    bootstrap_interval,
+    degradation_interval,
+    paired_perplexity_delta,
+    perplexity,
+)
+from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions, verdict
+from forgetless.probes.scoring import Request, loglikelihoods, model_max_length, prefix_token_id
+from forgetless.probes.templates import render
+
+
+class PerplexityConfig(ProbeConfig):
+    kind: Literal["perplexity"] = "perplexity"
+    text: str = "{{ text }}"
+    max_length: int | None = Field(default=None, gt=1)
+    stride: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> PerplexityConfig:
+        if not self.source:
+            raise ValueError("a perplexity probe needs `source`")
+        if self.stride and self.max_length and self.stride > self.max_length:
+            raise ValueError(f"stride {self.stride} must be <= max_length {self.max_length}")
+        return self
+
+
+def rolling_requests(tokens: list[int], prefix: int, window: int, stride: int) -> list[Request]:
+    """Split one document into requests that together score every token exactly once."""
+    seq = [prefix, *tokens]
+    requests, done = [], 1  # seq[done:] are the targets not yet scored
+    while done < len(seq):
+        end = min(len(seq), done + (window if done == 1 else stride))
+        begin = max(0, end - 1 - window)  # input is seq[begin:end-1], at most `window` tokens
+        requests.append(Request(tuple(seq[begin:done]), tuple(seq[done:end])))
+        done = end
+    return requests
+
+
+@PROBES.register("perplexity")
+class PerplexityProbe(Probe):
+    config_class = PerplexityConfig
+    config: PerplexityConfig
+
+    def prepare(self, tokenizer: Any) -> dict[str, Any]:
+        cfg = self.config
+        records = load_records(cfg.source, self.base_dir, what=f"probe '{cfg.name}'")
+        texts = []
+        for index in select_items(len(records), cfg.limit, cfg.seed):
+            text = render(cfg.text, records[index], native=False, where=f"probe '{cfg.name}', item {index}")
+            if text.strip():
+                texts.append(text)
+        if not texts:
+            raise ForgetlessError(f"probe '{cfg.name}': every document is empty", "check `text` and the data")
+        docs = [tokenizer.encode(t, add_special_tokens=False) for t in texts]
+        material = {"docs": docs, "prefix": prefix_token_id(tokenizer), "window": cfg.max_length, "stride": cfg.stride}
+        return {"docs": docs, "bytes": [len(t.encode("utf-8")) for t in texts], "material": material}
+
+    def score(self, lm: Any, prepared: dict[str, Any], options: ScoreOptions) -> ProbeResult:
+        start = time.perf_counter()
+        window = self.config.max_length or options.max_length or model_max_length(lm.model)
+        stride = self.config.stride or window
+        prefix = prefix_token_id(lm.tokenizer)
+        requests, owner = [], []
+        for doc_index, tokens in enumerate(prepared["docs"]):
+            for request in rolling_requests(tokens, prefix, window, stride):
+                requests.append(request)
+                owner.append(doc_index)
+        scored = loglikelihoods(
+            lm.model, requests, max_length=window, batch_tokens=options.batch_tokens, progress=options.progress
+        )
+        nll = np.zeros(len(prepared["docs"]))
+        for doc_index, (ll, _) in zip(owner, scored, strict=True):
+            nll[doc_index] -= ll
+        tokens = np.array([len(d) for d in prepared["docs"]], dtype=float)
+        nbytes = np.array(prepared["bytes"], dtype=float)
+        items = {"nll": nll.tolist(), "tokens": tokens.tolist(), "bytes": nbytes.tolist()}
+        return ProbeResult(
+            self.config.name, "perplexity", self.config.role, "perplexity",
+            _metrics(nll, tokens, nbytes), len(nll), time.perf_counter() - start, items,
+        )
+
+    def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
+        nll_b, nll_a = np.array(before.items["nll"]), np.array(after.items["nll"])
+        tokens = np.array(before.items["tokens"])
+        if before.items["tokens"] != after.items["tokens"]:
+            raise ForgetlessError(
+                f"probe '{before.name}': the two results tokenized the text differently",
+                "perplexity is comparable only with the same tokenizer; compare bits_per_byte instead",
+            )
+        d = paired_perplexity_delta(nll_b, nll_a, tokens)
+        deg_low, deg_high = degradation_interval(nll_b, nll_a, tokens)
+        note = f"perplexity degradation {d.relative:+.1%} (95% CI {deg_low:+.1%} to {deg_high:+.1%})"
+        ppl = Comparison(
+            before.name, before.role, "perplexity", False, d.before, d.after, d.delta, d.relative,
+            d.low, d.high, d.p_value, d.n, verdict(d.low, d.high, False), note,
+        )
+        bpb = before.metrics["bits_per_byte"], after.metrics["bits_per_byte"]
+        bpb_cmp = Comparison(
+            before.name, before.role, "bits_per_byte", False, bpb[0].value, bpb[1].value,
+            bpb[1].value - bpb[0].value, bpb[1].value / bpb[0].value - 1, None, None, None, d.n, "info",
+        )
+        return [ppl, bpb_cmp]
+
+
+def _metrics(nll: np.ndarray, tokens: np.ndarray, nbytes: np.ndarray) -> dict[str, Metric]:
+    """Corpus perplexity and bits per byte, each with a bootstrap interval over documents."""
+    ppl = perplexity(nll.sum(), tokens.sum())
+    bpb = bits_per_byte(nll.sum(), nbytes.sum())
+    if len(nll) < 2:
+        return {"perplexity": Metric(ppl, False), "bits_per_byte": Metric(bpb, False)}
+    idx = bootstrap_indices(len(nll))
+    ppl_reps = np.exp(nll[idx].sum(1) / tokens[idx].sum(1))
+    bpb_reps = nll[idx].sum(1) / (nbytes[idx].sum(1) * np.log(2))
+    return {
+        "perplexity": Metric(ppl, False, float(ppl_reps.std()), *bootstrap_interval(ppl_reps)),
+        "bits_per_byte": Metric(bpb, False, float(bpb_reps.std()), *bootstrap_interval(bpb_reps)),
+    }

@@ -1,0 +1,1 @@
+"""Turning results into things people and machines read: tables, Markdown, JSON."""

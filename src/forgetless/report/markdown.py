@@ -1,0 +1,62 @@
+"""Markdown summaries of an eval and of an audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from forgetless.report.rows import AUDIT_HEADER, EVAL_HEADER, audit_rows, eval_rows
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    clean = [[cell.replace("|", "\\|") for cell in row] for row in rows]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in clean])
+
+
+def eval_markdown(result: dict[str, Any]) -> str:
+    model = result["model"]
+    return "\n".join([
+        f"# forgetless eval: {model['spec']} on suite `{result['suite']['name']}`",
+        "",
+        f"Model fingerprint `{model['fingerprint']}`, forgetless {result['forgetless_version']}, "
+        f"{result['created']}, {result['seconds']:.0f} s.",
+        "",
+        table(EVAL_HEADER, eval_rows(result)),
+        "",
+        "Accuracy intervals are normal approximations with lm-evaluation-harness's standard error; "
+        "perplexity intervals are bootstrap percentiles over documents.",
+        "",
+    ])
+
+
+def audit_markdown(result: dict[str, Any]) -> str:
+    base, tuned = result["base"]["model"], result["tuned"]["model"]
+    canaries = _canary_sections(result)
+    return "\n".join([
+        f"# forgetless audit: {tuned['spec']} against {base['spec']}",
+        "",
+        f"**{result['summary']['headline']}**",
+        "",
+        f"Suite `{result['suite']['name']}`; same items before and after. Verdicts: `forgot`/`improved` only "
+        "when the 95% paired-bootstrap interval of the delta excludes zero, `kept` otherwise. p: McNemar's "
+        "exact test for accuracy, bootstrap for perplexity.",
+        "",
+        table(AUDIT_HEADER, audit_rows(result)),
+        "",
+        *canaries,
+    ])
+
+
+def _canary_sections(result: dict[str, Any]) -> list[str]:
+    lines = []
+    before = {p["name"]: p for p in result["base"]["probes"]}
+    for probe in result["tuned"]["probes"]:
+        if probe["kind"] != "canary":
+            continue
+        old = before[probe["name"]]["items"]["generation"]
+        rows = [
+            [repr(p)[:60], repr(a)[:80], repr(b)[:80], "same" if a == b else "changed"]
+            for p, a, b in zip(probe["items"]["prompt"], old, probe["items"]["generation"], strict=True)
+        ]
+        lines += [f"## Canary generations: {probe['name']}", "", table(["prompt", "base", "tuned", ""], rows), ""]
+    return lines

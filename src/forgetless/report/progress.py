@@ -1,0 +1,20 @@
+"""Progress bars for long work (rich), silent when output is not a terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """Yield an `advance(n)` callable; shows a bar on a terminal, does nothing elsewhere."""
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, disable=not console.is_terminal, transient=False) as progress:
+        task = progress.add_task(label, total=total or None)
+        yield lambda n: progress.advance(task, n)
