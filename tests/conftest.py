@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import random
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+# Tests never reach a hub: fail at once instead of retrying a network that is not there.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 SUBJECTS = ["the cat", "a dog", "my friend", "the teacher", "a bird", "the farmer", "our team", "the river"]
 VERBS = ["sees", "likes", "carries", "paints", "follows", "finds", "builds", "watches"]
