@@ -63,6 +63,7 @@ TASKS = {
 COPIED = {"lm_eval_hellaswag.py": "hellaswag/utils.py", "lm_eval_winogrande.py": "winogrande/preprocess_winogrande.py"}
 CHOICE_METRICS = ["acc", "acc_norm"]
 PPL_METRICS = ["word_perplexity", "byte_perplexity", "bits_per_byte"]
+HEADING = "## Probe agreement with lm-evaluation-harness"
 
 
 def write_task(tmp: Path, name: str, records: list[dict], fields: dict, output_type: str, metrics: list[str]) -> str:
@@ -80,12 +81,32 @@ def write_task(tmp: Path, name: str, records: list[dict], fields: dict, output_t
     return f"fl_{name}"
 
 
-def run_lm_eval(lm, tm: TaskManager, task: str, batch_size: int) -> tuple[dict, list[dict], float]:
-    start = time.perf_counter()
-    out = lm_eval.simple_evaluate(model=lm, tasks=[task], task_manager=tm, device="cpu", batch_size=batch_size,
-                                  log_samples=True, bootstrap_iters=0)
-    seconds = time.perf_counter() - start
-    return out["results"][task], sorted(out["samples"][task], key=lambda s: s["doc_id"]), seconds
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def run_both(probe, task: str, tm: TaskManager, hflm, flm, args) -> tuple[dict, list[dict], dict, object, dict]:
+    """Score with lm-eval, then forgetless, `--repeats` times; keep the fastest wall and CPU time of each
+    (the machine is shared, so the minimum is the least disturbed measurement)."""
+    times: dict[str, list[float]] = {k: [] for k in ("lm_eval_s", "lm_eval_cpu_s", "forgetless_s", "forgetless_cpu_s")}
+    for _ in range(args.repeats):
+        out, wall, cpu = timed(lambda: lm_eval.simple_evaluate(
+            model=hflm, tasks=[task], task_manager=tm, device="cpu", batch_size=args.batch_size,
+            log_samples=True, bootstrap_iters=0))
+        times["lm_eval_s"].append(wall)
+        times["lm_eval_cpu_s"].append(cpu)
+
+        def forgetless():
+            prepared = probe.prepare(flm.tokenizer)
+            return prepared, probe.score(flm, prepared, ScoreOptions(batch_tokens=args.batch_tokens))
+
+        (prepared, result), wall, cpu = timed(forgetless)
+        times["forgetless_s"].append(wall)
+        times["forgetless_cpu_s"].append(cpu)
+    timing = {**{k: min(v) for k, v in times.items()}, "all_times": times}
+    return out["results"][task], sorted(out["samples"][task], key=lambda x: x["doc_id"]), prepared, result, timing
 
 
 def setup_choice(probe, tmp: Path) -> str:
@@ -101,11 +122,7 @@ def setup_choice(probe, tmp: Path) -> str:
 
 def compare_choice(probe, task: str, tm, hflm, flm, args) -> dict:
     cfg = probe.config
-    agg, samples, lm_s = run_lm_eval(hflm, tm, task, args.batch_size)
-    start = time.perf_counter()
-    prepared = probe.prepare(flm.tokenizer)
-    result = probe.score(flm, prepared, ScoreOptions(batch_tokens=args.batch_tokens))
-    fl_s = time.perf_counter() - start
+    agg, samples, prepared, result, timing = run_both(probe, task, tm, hflm, flm, args)
     items = prepared["items"]
     if len(samples) != len(items):
         sys.exit(f"error: {cfg.name}: lm-eval scored {len(samples)} docs, forgetless {len(items)} items")
@@ -123,7 +140,7 @@ def compare_choice(probe, task: str, tm, hflm, flm, args) -> dict:
         **{f"{m}_lm_eval": agg[f"{m},none"] for m in CHOICE_METRICS},
         **{f"{m}_forgetless": result.metrics[m].value for m in CHOICE_METRICS},
         "items_acc_pred_differs": pred_diff, "items_acc_norm_pred_differs": norm_diff,
-        "max_abs_dloglik": max(diffs), "lm_eval_s": lm_s, "forgetless_s": fl_s,
+        "max_abs_dloglik": max(diffs), **timing,
     }
 
 
@@ -138,11 +155,7 @@ def setup_perplexity(probe, tmp: Path) -> str:
 
 def compare_perplexity(probe, task: str, tm, hflm, flm, args) -> dict:
     cfg = probe.config
-    agg, samples, lm_s = run_lm_eval(hflm, tm, task, args.batch_size)
-    start = time.perf_counter()
-    prepared = probe.prepare(flm.tokenizer)
-    result = probe.score(flm, prepared, ScoreOptions(batch_tokens=args.batch_tokens))
-    fl_s = time.perf_counter() - start
+    agg, samples, prepared, result, timing = run_both(probe, task, tm, hflm, flm, args)
     le_ll = np.array([float(np.ravel(s["filtered_resps"])[0]) for s in samples])
     fl_nll = np.array(result.items["nll"])
     tokens = np.array(result.items["tokens"])
@@ -155,31 +168,88 @@ def compare_perplexity(probe, task: str, tm, hflm, flm, args) -> dict:
         "bits_per_byte_forgetless": result.metrics["bits_per_byte"].value,
         "token_perplexity_lm_eval": float(np.exp(-le_ll.sum() / tokens.sum())),  # forgetless's token counts
         "token_perplexity_forgetless": result.metrics["perplexity"].value,
-        "max_abs_dloglik": float(np.abs(le_ll + fl_nll).max()), "lm_eval_s": lm_s, "forgetless_s": fl_s,
+        "max_abs_dloglik": float(np.abs(le_ll + fl_nll).max()), **timing,
     }
 
 
-def fmt(x) -> str:
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
+TOLERANCE = 1e-3  # |delta loglik| allowed for fp32 batching/padding noise
 
 
-def markdown(rows: list[dict], meta: dict) -> str:
-    head = ["probe", "items", "same prompts", "acc lm-eval / fl", "acc_norm lm-eval / fl", "pred. differs (acc / norm)",
-            "max abs dloglik", "lm-eval s", "forgetless s", "ratio"]
+def disagreements(r: dict) -> list[str]:
+    bad = [f"{r['items'] - r['same_prompts']} items with different prompts"] if r["same_prompts"] != r["items"] else []
+    if r["max_abs_dloglik"] > TOLERANCE:
+        bad.append(f"max |delta loglik| {r['max_abs_dloglik']:.3g} > {TOLERANCE}")
+    if r["kind"] == "choice":
+        bad += [f"{r[f'items_{m}_pred_differs']} items with a different {m} prediction"
+                for m in CHOICE_METRICS if r[f"items_{m}_pred_differs"]]
+        bad += [f"{m} {r[f'{m}_lm_eval']:.4f} vs {r[f'{m}_forgetless']:.4f}"
+                for m in CHOICE_METRICS if abs(r[f"{m}_lm_eval"] - r[f"{m}_forgetless"]) > 1e-9]
+    elif abs(r["bits_per_byte_lm_eval"] / r["bits_per_byte_forgetless"] - 1) > 1e-5:
+        bad.append(f"bits per byte {r['bits_per_byte_lm_eval']:.5f} vs {r['bits_per_byte_forgetless']:.5f}")
+    return [f"{r['probe']}: {b}" for b in bad]
+
+
+def table(rows: list[dict]) -> str:
+    head = ["probe", "items", "same prompts", "acc lm-eval / forgetless", "acc_norm lm-eval / forgetless",
+            "items predicted differently (acc / acc_norm)", "max abs dloglik", "lm-eval s (CPU s)",
+            "forgetless s (CPU s)", "ratio"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if r["kind"] == "choice":
-            acc = f"{r['acc_lm_eval']:.4f} / {r['acc_forgetless']:.4f}"
-            norm = f"{r['acc_norm_lm_eval']:.4f} / {r['acc_norm_forgetless']:.4f}"
+            acc, norm = (f"{r[f'{m}_lm_eval']:.4f} / {r[f'{m}_forgetless']:.4f}" for m in CHOICE_METRICS)
             pred = f"{r['items_acc_pred_differs']} / {r['items_acc_norm_pred_differs']}"
         else:
-            acc = f"bpb {r['bits_per_byte_lm_eval']:.5f} / {r['bits_per_byte_forgetless']:.5f}"
+            acc = f"bits/byte {r['bits_per_byte_lm_eval']:.6f} / {r['bits_per_byte_forgetless']:.6f}"
             norm = f"token ppl {r['token_perplexity_lm_eval']:.4f} / {r['token_perplexity_forgetless']:.4f}"
-            pred = f"(word ppl {r['word_perplexity_lm_eval']:.3f})"
+            pred = f"n/a (lm-eval word ppl {r['word_perplexity_lm_eval']:.3f})"
         out.append(f"| {r['probe']} | {r['items']} | {r['same_prompts']}/{r['items']} | {acc} | {norm} | {pred} | "
-                   f"{r['max_abs_dloglik']:.2e} | {r['lm_eval_s']:.1f} | {r['forgetless_s']:.1f} | "
-                   f"{r['lm_eval_s'] / r['forgetless_s']:.2f}x |")
+                   f"{r['max_abs_dloglik']:.1e} | {r['lm_eval_s']:.1f} ({r['lm_eval_cpu_s']:.0f}) | "
+                   f"{r['forgetless_s']:.1f} ({r['forgetless_cpu_s']:.0f}) | {r['lm_eval_s'] / r['forgetless_s']:.2f}x |")
     return "\n".join(out)
+
+
+def section(rows: list[dict], meta: dict, bad: list[str]) -> str:
+    verdict = ("**Disagreements:**\n" + "\n".join(f"- {b}" for b in bad)) if bad else (
+        f"**Verdict: agree.** Same prompts, same predictions, log-likelihoods within {TOLERANCE} on every item.")
+    return f"""{HEADING}
+
+Command: `{meta['command']}` ({meta['date']}; {meta['cpu']}, {meta['cores']} CPU cores, no GPU,
+torch {meta['torch']} with {meta['torch_threads']} threads; lm-eval {meta['lm_eval_version']}; model: the packaged
+SmolLM2-135M-Instruct GGUF dequantized to fp32, `forgetless.models.default.default_model_folder()`, opened by
+lm-eval's `hf` model with `dtype=float32` and by `forgetless.models.load_model`).
+
+Both tools score the records forgetless samples (`load_records` + `select_items`, the suite's limit and seed;
+`lambada_ppl` capped at {meta['ppl_limit']} documents), written to JSONL and read by a local lm-eval task YAML
+with lm-eval's own prompt definitions: arc_easy and boolq as Jinja templates from lm-eval's task YAMLs (boolq gets
+`label = int(answer)`, as the packaged copy is google/boolq and lm-eval reads super_glue's `label`); hellaswag
+runs lm-eval's own `process_docs` and winogrande its own `doc_to_text`/`doc_to_choice`/`doc_to_target`
+(the harness's `hellaswag/utils.py` and `winogrande/preprocess_winogrande.py`, copied beside the YAML), not
+pre-rendered fields; lambada_ppl is a `loglikelihood_rolling` task on the text forgetless scores.
+"same prompts" counts items whose (context, continuation) strings are identical in both tools (for
+perplexity: lm-eval's document text tokenizes to forgetless's tokens). Token perplexity for lm-eval is
+exp(-sum loglik / sum tokens) with its per-document log-likelihoods and forgetless's token counts.
+
+Batch sizes: lm-eval `batch_size={meta['lm_eval_batch_size']}`; forgetless `batch_tokens={meta['forgetless_batch_tokens']}`
+(at most 64 rows a batch; identical inputs scored once; logits computed only at continuation positions).
+Seconds are wall time, the fastest of {meta['repeats']} alternating runs per tool (CPU seconds in brackets), and
+include building the requests (data loading, templating, tokenization) and scoring, not model loading (once:
+lm-eval {meta['lm_eval_load_s']:.1f} s, forgetless {meta['forgetless_load_s']:.1f} s). lm-eval runs with
+`bootstrap_iters=0` so no stderr bootstrap is timed. The machine is shared with other jobs, so timings are noisy;
+the agreement columns are exact.
+
+{table(rows)}
+
+{verdict}
+"""
+
+
+def refresh(path: Path, text: str) -> None:
+    old = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
+    if HEADING in old:
+        begin = old.index(HEADING)
+        end = old.find("\n## ", begin + len(HEADING))
+        old = old[:begin] + (old[end + 1 :] if end >= 0 else "")
+    path.write_text(old.rstrip("\n") + "\n\n" + text, encoding="utf-8")
 
 
 def main() -> None:
@@ -190,7 +260,9 @@ def main() -> None:
     parser.add_argument("--ppl-limit", type=int, default=100, help="documents for the perplexity probe (--limit wins)")
     parser.add_argument("--batch-size", type=int, default=16, help="lm-eval batch size")
     parser.add_argument("--batch-tokens", type=int, default=ScoreOptions.batch_tokens, help="forgetless batch budget")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per tool and probe (fastest kept)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/lm_eval_agreement.json"))
+    parser.add_argument("--markdown", type=Path, default=Path("bench/RESULTS.md"), help="section to refresh ('' skips)")
     args = parser.parse_args()
     if lm_eval.__version__ != "0.4.13":
         print(f"warning: lm-eval {lm_eval.__version__} installed; this comparison was written for 0.4.13")
@@ -222,13 +294,24 @@ def main() -> None:
         for probe, task, ppl in zip(probes, tasks, kinds):
             rows.append((compare_perplexity if ppl else compare_choice)(probe, task, tm, hflm, flm, args))
             print(json.dumps(rows[-1]), flush=True)
-    meta = {"date": date.today().isoformat(), "lm_eval_version": lm_eval.__version__, "model": str(folder),
-            "lm_eval_batch_size": args.batch_size, "forgetless_batch_tokens": args.batch_tokens,
-            "torch_threads": __import__("torch").get_num_threads(), **load}
+    import torch
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    meta = {"date": date.today().isoformat(), "command": " ".join([".venv/bin/python", *sys.argv]), "cpu": cpu,
+            "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "lm_eval_version": lm_eval.__version__, "model": str(folder), "lm_eval_batch_size": args.batch_size,
+            "forgetless_batch_tokens": args.batch_tokens, "repeats": args.repeats, "ppl_limit": args.limit or args.ppl_limit,
+            **load}
+    bad = [b for r in rows for b in disagreements(r)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n", encoding="utf-8")
-    print(f"\n{markdown(rows, meta)}\n\nmodel load: lm-eval {load['lm_eval_load_s']:.1f} s, "
-          f"forgetless {load['forgetless_load_s']:.1f} s; wrote {args.out}")
+    args.out.write_text(json.dumps({"meta": meta, "rows": rows, "disagreements": bad}, indent=2) + "\n", encoding="utf-8")
+    if args.markdown:
+        refresh(args.markdown, section(rows, meta, bad))
+    print(f"\n{table(rows)}\n\nmodel load: lm-eval {load['lm_eval_load_s']:.1f} s, forgetless "
+          f"{load['forgetless_load_s']:.1f} s; wrote {args.out}" + (f" and {args.markdown}" if args.markdown else ""))
+    if bad:
+        sys.exit("DISAGREEMENT between lm-eval and forgetless:\n  " + "\n  ".join(bad))
+    print("agree: same prompts, same predictions, log-likelihoods within", TOLERANCE)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from forgetless.cli.output import out, print_table, slug, write_outputs
+from forgetless.report.terminal import out, print_table, slug, write_outputs
 from forgetless.errors import ForgetlessError
 
 

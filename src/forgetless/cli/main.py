@@ -33,7 +33,7 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except ForgetlessError as error:
-            from forgetless.cli.output import err
+            from forgetless.report.terminal import err
 
             err.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
             sys.exit(2)

@@ -81,15 +81,19 @@ def audit(
         evals.append(evaluate(lm, suite, extra_probes=extra_probes, cache=cache, options=options))
         del lm
         gc.collect()
-    probes = [*suite.probes, *(extra_probes or [])]
-    comparisons = compare_evals(probes, evals[0], evals[1])
+    return build_audit([*suite.probes, *(extra_probes or [])], evals[0], evals[1])
+
+
+def build_audit(probes: list[Probe], base_eval: dict[str, Any], tuned_eval: dict[str, Any]) -> dict[str, Any]:
+    """The audit document: both evals, every paired comparison, and the summary."""
+    comparisons = compare_evals(probes, base_eval, tuned_eval)
     return {
         "schema": AUDIT_SCHEMA,
         "forgetless_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "suite": evals[0]["suite"],
-        "base": evals[0],
-        "tuned": evals[1],
+        "suite": base_eval["suite"],
+        "base": base_eval,
+        "tuned": tuned_eval,
         "comparisons": [dataclasses.asdict(c) for c in comparisons],
         "summary": summarize(comparisons),
     }

@@ -1,4 +1,4 @@
-"""Printing for the CLI: rich tables on stdout, errors on stderr, files written atomically."""
+"""Terminal output and result files: rich tables on stdout, errors on stderr, atomic writes."""
 
 from __future__ import annotations
 

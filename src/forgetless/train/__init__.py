@@ -1,0 +1,1 @@
+"""Fine-tuning on transformers.Trainer: forgetless adds data handling and (later) mitigations."""
