@@ -18,7 +18,9 @@ def invoke(*args: str):  # noqa: ANN201
 
 def test_eval_writes_json_and_markdown(tiny_model, tiny_suite, tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "out"
-    result = invoke("eval", "--model", str(tiny_model), "--suite", str(tiny_suite), "--out", str(out), "--device", "cpu")
+    result = invoke(
+        "eval", "--model", str(tiny_model), "--suite", str(tiny_suite), "--out", str(out), "--device", "cpu"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "eval.json").read_text())
     assert data["schema"] == "forgetless.eval/1"
@@ -35,19 +37,33 @@ def test_eval_writes_json_and_markdown(tiny_model, tiny_suite, tmp_path) -> None
 
 
 def test_cache_is_invalidated_by_changed_data(tiny_model, tiny_suite, mc_data, tmp_path) -> None:  # noqa: ANN001
-    invoke("eval", "--model", str(tiny_model), "--suite", str(tiny_suite), "--out", str(tmp_path / "a"), "--device", "cpu")
+    invoke(
+        "eval", "--model", str(tiny_model), "--suite", str(tiny_suite), "--out", str(tmp_path / "a"), "--device", "cpu"
+    )
     edited = tmp_path / "mc.jsonl"
     edited.write_text(mc_data.read_text().replace("what?", "which?"))
     suite = Path(tiny_suite.read_text().replace(str(mc_data), str(edited)))
     (tmp_path / "s2.yaml").write_text(str(suite))
-    invoke("eval", "--model", str(tiny_model), "--suite", str(tmp_path / "s2.yaml"), "--out", str(tmp_path / "b"), "--device", "cpu")
+    invoke(
+        "eval",
+        "--model",
+        str(tiny_model),
+        "--suite",
+        str(tmp_path / "s2.yaml"),
+        "--out",
+        str(tmp_path / "b"),
+        "--device",
+        "cpu",
+    )
     probes = {p["name"]: p["cached"] for p in json.loads((tmp_path / "b" / "eval.json").read_text())["probes"]}
     assert probes == {"docs_ppl": True, "mc": False, "canaries": True}
 
 
 def test_audit_of_identical_models_keeps_everything(tiny_model, tiny_suite, tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "audit"
-    result = invoke("audit", str(tiny_model), str(tiny_model), "--suite", str(tiny_suite), "--out", str(out), "--device", "cpu")
+    result = invoke(
+        "audit", str(tiny_model), str(tiny_model), "--suite", str(tiny_suite), "--out", str(out), "--device", "cpu"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "audit.json").read_text())
     primary = {c["probe"]: c for c in reversed(data["comparisons"])}
@@ -59,8 +75,19 @@ def test_audit_of_identical_models_keeps_everything(tiny_model, tiny_suite, tmp_
 
 def test_audit_finds_forgetting_and_target(tiny_model, tiny_tuned, tiny_suite, text_data, tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "audit"
-    result = invoke("audit", str(tiny_model), str(tiny_tuned), "--suite", str(tiny_suite), "--target", str(text_data),
-                    "--out", str(out), "--device", "cpu")
+    result = invoke(
+        "audit",
+        str(tiny_model),
+        str(tiny_tuned),
+        "--suite",
+        str(tiny_suite),
+        "--target",
+        str(text_data),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "audit.json").read_text())
     ppl = next(c for c in data["comparisons"] if c["probe"] == "docs_ppl" and c["metric"] == "perplexity")
@@ -88,8 +115,14 @@ def test_errors_exit_2_with_the_fix(tiny_model, tiny_suite, tmp_path) -> None:  
         (["eval", "--model", str(tmp_path / "nope")], "does not exist"),
         (["eval", "--model", "someone/not-here", "--suite", str(tiny_suite)], "hub ids need a network connection"),
         (["eval", "--suite", "genral"], "did you mean 'general'"),
-        (["eval", "--model", str(tiny_model), "--suite", str(tiny_suite), "--limit", "0"], "--limit 0 must be at least 1"),
-        (["eval", "--model", str(tiny_model), "--suite", str(tiny_suite), "--target", str(tmp_path / "x.txt")], "--target"),
+        (
+            ["eval", "--model", str(tiny_model), "--suite", str(tiny_suite), "--limit", "0"],
+            "--limit 0 must be at least 1",
+        ),
+        (
+            ["eval", "--model", str(tiny_model), "--suite", str(tiny_suite), "--target", str(tmp_path / "x.txt")],
+            "--target",
+        ),
     ]
     for args, message in cases:
         result = runner.invoke(app, args)

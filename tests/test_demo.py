@@ -11,7 +11,9 @@ from forgetless.train.finetune import FinetuneSettings
 
 def test_demo_trains_scores_and_reports(tiny_model, tiny_suite, tmp_path, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setattr(demo, "load_model", lambda spec: load_model(str(tiny_model), device="cpu"))
-    preset = demo.DemoPreset(str(tiny_suite), FinetuneSettings(steps=3, learning_rate=1e-2, batch_size=4, max_length=32))
+    preset = demo.DemoPreset(
+        str(tiny_suite), FinetuneSettings(steps=3, learning_rate=1e-2, batch_size=4, max_length=32)
+    )
     monkeypatch.setitem(demo.PRESETS, "quick", preset)
     result = demo.run_demo(quick=True, out=tmp_path / "demo")
 

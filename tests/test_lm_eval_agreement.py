@@ -52,8 +52,13 @@ def run_lm_eval(model_dir: Path, task_dir: Path, task: str) -> dict:
     from lm_eval.tasks import TaskManager
 
     return lm_eval.simple_evaluate(
-        model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=[task],
-        task_manager=TaskManager(include_path=str(task_dir)), device="cpu", batch_size=4, log_samples=True,
+        model="hf",
+        model_args=f"pretrained={model_dir},dtype=float32",
+        tasks=[task],
+        task_manager=TaskManager(include_path=str(task_dir)),
+        device="cpu",
+        batch_size=4,
+        log_samples=True,
         bootstrap_iters=0,
     )
 
@@ -72,10 +77,15 @@ def test_choice_matches_lm_eval_item_by_item(tiny_model, mc_data, task_dir) -> N
     their_lls = [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
 
     lm = load_model(str(tiny_model), device="cpu")
-    probe = ChoiceProbe(ChoiceConfig(
-        name="mc", source=str(mc_data), context="Question: {{ question }}\nAnswer:",
-        choices="{{ choices.text }}", gold="{{ choices.label.index(answerKey) }}",
-    ))
+    probe = ChoiceProbe(
+        ChoiceConfig(
+            name="mc",
+            source=str(mc_data),
+            context="Question: {{ question }}\nAnswer:",
+            choices="{{ choices.text }}",
+            gold="{{ choices.label.index(answerKey) }}",
+        )
+    )
     ours = probe.score(lm, probe.prepare(lm.tokenizer), ScoreOptions())
 
     assert len(their_lls) == len(ours.items["lls"]) == 24

@@ -65,7 +65,9 @@ probes:
 
 def test_duplicate_probe_names(tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "dup.yaml"
-    path.write_text("probes:\n  - {name: a, kind: perplexity, source: x.txt}\n  - {name: a, kind: perplexity, source: y.txt}\n")
+    path.write_text(
+        "probes:\n  - {name: a, kind: perplexity, source: x.txt}\n  - {name: a, kind: perplexity, source: y.txt}\n"
+    )
     with pytest.raises(ConfigError, match="'a' is used twice"):
         load_suite(str(path))
 

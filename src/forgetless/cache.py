@@ -18,7 +18,14 @@ from forgetless.probes.base import ProbeResult
 
 
 def result_key(fingerprint: str, kind: str, material: Any, device: str, extra: dict[str, Any]) -> str:
-    payload = {"v": __version__, "model": fingerprint, "kind": kind, "device": device, "extra": extra, "material": material}
+    payload = {
+        "v": __version__,
+        "model": fingerprint,
+        "kind": kind,
+        "device": device,
+        "extra": extra,
+        "material": material,
+    }
     return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 

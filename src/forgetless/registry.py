@@ -15,9 +15,7 @@ def unknown_name_error(kind: str, name: str, known: list[str]) -> ForgetlessErro
     """The error for a name that is not registered, with a 'did you mean' when one is close."""
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     hint = f"did you mean '{close[0]}'? " if close else ""
-    return ForgetlessError(
-        f"unknown {kind} '{name}'", f"{hint}known {kind}s: {', '.join(sorted(known))}"
-    )
+    return ForgetlessError(f"unknown {kind} '{name}'", f"{hint}known {kind}s: {', '.join(sorted(known))}")
 
 
 class Registry(Generic[T]):

@@ -21,9 +21,7 @@ from forgetless.metrics.intervals import (
 )
 
 
-def pairs(
-    b: int, c: int, both_right: int = 0, both_wrong: int = 0
-) -> tuple[list[int], list[int]]:
+def pairs(b: int, c: int, both_right: int = 0, both_wrong: int = 0) -> tuple[list[int], list[int]]:
     """0/1 before/after lists with b right->wrong and c wrong->right pairs."""
     before = [1] * b + [0] * c + [1] * both_right + [0] * both_wrong
     after = [0] * b + [1] * c + [1] * both_right + [0] * both_wrong
@@ -67,9 +65,7 @@ def test_paired_mean_delta_hand_example() -> None:
     # Differences [0, 1, 0, 0]: sd 0.5, stderr 0.5 / 2 = 0.25.
     result = paired_mean_delta([1, 0, 1, 1], [1, 1, 1, 1], n_boot=200)
     assert isinstance(result, PairedDelta)
-    assert (result.before, result.after, result.delta) == pytest.approx(
-        (0.75, 1.0, 0.25)
-    )
+    assert (result.before, result.after, result.delta) == pytest.approx((0.75, 1.0, 0.25))
     assert result.relative == pytest.approx(1 / 3)
     assert result.stderr == pytest.approx(0.25)
     assert result.p_value is None and result.n == 4

@@ -44,9 +44,7 @@ def test_paired_perplexity_delta_hand_example() -> None:
     # Two documents of 2 tokens. Before: p = 1/2 per token -> ppl 2.
     # After: p = 1/4 -> ppl 4. Every bootstrap replicate sees the same
     # per-token NLL, so the interval collapses to 2.
-    result = paired_perplexity_delta(
-        [2 * LN2, 2 * LN2], [4 * LN2, 4 * LN2], [2, 2], n_boot=50
-    )
+    result = paired_perplexity_delta([2 * LN2, 2 * LN2], [4 * LN2, 4 * LN2], [2, 2], n_boot=50)
     assert (result.before, result.after, result.delta) == pytest.approx((2.0, 4.0, 2.0))
     assert result.relative == pytest.approx(1.0)  # 4 / 2 - 1
     assert (result.low, result.high) == pytest.approx((2.0, 2.0))
@@ -59,9 +57,7 @@ def test_paired_perplexity_delta_hand_example() -> None:
 def test_corpus_perplexity_is_token_weighted() -> None:
     # nll [0, 4 ln 3] over tokens [1, 3]: exp(4 ln 3 / 4) = 3,
     # not a mean of per-document perplexities.
-    result = paired_perplexity_delta(
-        [0.0, 4 * math.log(3)], [0.0, 4 * math.log(3)], [1, 3]
-    )
+    result = paired_perplexity_delta([0.0, 4 * math.log(3)], [0.0, 4 * math.log(3)], [1, 3])
     assert result.before == pytest.approx(3.0)
     assert result.delta == pytest.approx(0.0)
     assert result.p_value == 1.0
@@ -83,9 +79,7 @@ def test_paired_perplexity_interval_contains_delta_and_is_reproducible() -> None
     assert result.low <= result.delta <= result.high
     assert result.low > 0 and result.stderr > 0
     assert result.p_value == pytest.approx(0.0)
-    assert result == paired_perplexity_delta(
-        nll_before, nll_after, tokens, n_boot=500, seed=3
-    )
+    assert result == paired_perplexity_delta(nll_before, nll_after, tokens, n_boot=500, seed=3)
     other = paired_perplexity_delta(nll_before, nll_after, tokens, n_boot=500, seed=4)
     assert (other.low, other.high) != (result.low, result.high)
 
@@ -95,9 +89,7 @@ def test_degradation_interval_contains_relative() -> None:
     result = paired_perplexity_delta(nll_before, nll_after, tokens, n_boot=500, seed=3)
     low, high = degradation_interval(nll_before, nll_after, tokens, n_boot=500, seed=3)
     assert low <= result.relative <= high
-    assert (low, high) == degradation_interval(
-        nll_before, nll_after, tokens, n_boot=500, seed=3
-    )
+    assert (low, high) == degradation_interval(nll_before, nll_after, tokens, n_boot=500, seed=3)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,9 @@ from forgetless.probes.canary import CanaryConfig, CanaryProbe
 
 def test_generations_are_greedy_and_deterministic(tiny_model) -> None:  # noqa: ANN001
     lm = load_model(str(tiny_model), device="cpu")
-    probe = CanaryProbe(CanaryConfig(name="c", max_new_tokens=5, prompts=["The cat sees", {"prompt": "A dog", "expect": ["zzz"]}]))
+    probe = CanaryProbe(
+        CanaryConfig(name="c", max_new_tokens=5, prompts=["The cat sees", {"prompt": "A dog", "expect": ["zzz"]}])
+    )
     prepared = probe.prepare(lm.tokenizer)
     a = probe.score(lm, prepared, ScoreOptions())
     b = probe.score(lm, prepared, ScoreOptions())
@@ -23,15 +25,25 @@ def test_generations_are_greedy_and_deterministic(tiny_model) -> None:  # noqa: 
     assert a.primary == "expect_rate" and a.metrics["expect_rate"].value == 0.0  # 'zzz' never appears
     # Batched (left-padded) generation equals generating each prompt alone.
     alone = CanaryProbe(CanaryConfig(name="c", max_new_tokens=5, prompts=["The cat sees"]))
-    assert alone.score(lm, alone.prepare(lm.tokenizer), ScoreOptions()).items["generation"][0] == a.items["generation"][0]
+    assert (
+        alone.score(lm, alone.prepare(lm.tokenizer), ScoreOptions()).items["generation"][0] == a.items["generation"][0]
+    )
 
 
 def test_compare_counts_changed_generations() -> None:
     probe = CanaryProbe(CanaryConfig(name="c", prompts=["p1", "p2"]))
     from forgetless.probes.base import ProbeResult
 
-    before = ProbeResult("c", "canary", "general", "generations", {}, 2, 0.0,
-                         {"prompt": ["p1", "p2"], "generation": ["Paris is", "cold"], "hit": [1, 1], "has_expect": [True, True]})
+    before = ProbeResult(
+        "c",
+        "canary",
+        "general",
+        "generations",
+        {},
+        2,
+        0.0,
+        {"prompt": ["p1", "p2"], "generation": ["Paris is", "cold"], "hit": [1, 1], "has_expect": [True, True]},
+    )
     after = dataclasses.replace(before, items={**before.items, "generation": ["Paris is", "warm"], "hit": [1, 0]})
     expect, unchanged, similarity = probe.compare(before, after)
     assert (expect.metric, expect.before, expect.after, expect.delta) == ("expect_rate", 1.0, 0.5, -0.5)

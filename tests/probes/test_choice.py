@@ -46,7 +46,14 @@ def test_scores_match_hand_computed_argmax(tiny_model, mc_data) -> None:  # noqa
     result = probe.score(lm, probe.prepare(lm.tokenizer), ScoreOptions())
     acc, acc_norm = [], []
     for item in probe.build_items():
-        lls = np.array([s for s, _ in loglikelihoods(lm.model, [encode_pair(lm.tokenizer, c, x) for c, x in item.requests], max_length=128)])
+        lls = np.array(
+            [
+                s
+                for s, _ in loglikelihoods(
+                    lm.model, [encode_pair(lm.tokenizer, c, x) for c, x in item.requests], max_length=128
+                )
+            ]
+        )
         acc.append(int(np.argmax(lls) == item.gold))
         lengths = np.array([len(t) for t in item.lengths], dtype=float)  # characters, as lm-eval 0.4
         acc_norm.append(int(np.argmax(lls / lengths) == item.gold))
@@ -58,13 +65,19 @@ def test_scores_match_hand_computed_argmax(tiny_model, mc_data) -> None:  # noqa
 
 def test_partial_scoring_layout(tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "wino.jsonl"
-    path.write_text(json.dumps({"sentence": "Sarah beat Maria so _ won.", "option1": "Sarah", "option2": "Maria", "answer": "1"}) + "\n")
-    probe = ChoiceProbe(ChoiceConfig(
-        name="wino", source=str(path),
-        contexts="{{ [sentence[:sentence.index('_')] ~ option1, sentence[:sentence.index('_')] ~ option2] }}",
-        continuation="{{ sentence[sentence.index('_') + 1:].strip() }}",
-        gold="{{ {'1': 0, '2': 1}[answer] }}",
-    ))
+    path.write_text(
+        json.dumps({"sentence": "Sarah beat Maria so _ won.", "option1": "Sarah", "option2": "Maria", "answer": "1"})
+        + "\n"
+    )
+    probe = ChoiceProbe(
+        ChoiceConfig(
+            name="wino",
+            source=str(path),
+            contexts="{{ [sentence[:sentence.index('_')] ~ option1, sentence[:sentence.index('_')] ~ option2] }}",
+            continuation="{{ sentence[sentence.index('_') + 1:].strip() }}",
+            gold="{{ {'1': 0, '2': 1}[answer] }}",
+        )
+    )
     (item,) = probe.build_items()
     assert item.requests == [("Sarah beat Maria so Sarah", " won."), ("Sarah beat Maria so Maria", " won.")]
     assert item.gold == 0
@@ -73,10 +86,14 @@ def test_partial_scoring_layout(tmp_path) -> None:  # noqa: ANN001
 def test_gold_as_choice_text(tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "mc.jsonl"
     path.write_text(json.dumps({"q": "Sky?", "opts": ["green", "blue"], "a": "blue", "n": "1"}) + "\n")
-    probe = ChoiceProbe(ChoiceConfig(name="m", source=str(path), context="{{ q }}", choices="{{ opts }}", gold="{{ a }}"))
+    probe = ChoiceProbe(
+        ChoiceConfig(name="m", source=str(path), context="{{ q }}", choices="{{ opts }}", gold="{{ a }}")
+    )
     assert probe.build_items()[0].gold == 1
     # A digit string is an index, as in lm-eval (doc_to_target "1" means choice 1).
-    probe = ChoiceProbe(ChoiceConfig(name="m", source=str(path), context="{{ q }}", choices="{{ opts }}", gold="{{ n }}"))
+    probe = ChoiceProbe(
+        ChoiceConfig(name="m", source=str(path), context="{{ q }}", choices="{{ opts }}", gold="{{ n }}")
+    )
     assert probe.build_items()[0].gold == 1
 
 
@@ -84,9 +101,16 @@ def test_gold_as_choice_text(tmp_path) -> None:  # noqa: ANN001
     ("record", "overrides", "message"),
     [
         ({"question": "q"}, {}, "(?s)'choices' is undefined.*fields are: question"),
-        ({"question": "q", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "A"},
-         {"gold": "{{ 5 }}"}, "gold index 5 is out of range for 2 choices"),
-        ({"question": "q", "choices": {"text": "ab"}, "answerKey": "A"}, {"gold": "{{ 0 }}"}, "not a list of two or more"),
+        (
+            {"question": "q", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "A"},
+            {"gold": "{{ 5 }}"},
+            "gold index 5 is out of range for 2 choices",
+        ),
+        (
+            {"question": "q", "choices": {"text": "ab"}, "answerKey": "A"},
+            {"gold": "{{ 0 }}"},
+            "not a list of two or more",
+        ),
         ({"question": "q", "choices": {"text": ["a", "b"]}}, {"gold": "{{ 'c' }}"}, "gold answer 'c' is not among"),
     ],
 )

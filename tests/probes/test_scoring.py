@@ -42,8 +42,14 @@ def test_empty_context_uses_prefix_token(lm) -> None:  # noqa: ANN001
 
 def test_batched_scores_equal_one_at_a_time(lm) -> None:  # noqa: ANN001
     model, tok = lm
-    pairs = [("The cat sees", " a red ball"), ("A dog", " likes the old house."), ("Our team builds", " two small boats"),
-             ("The river", " finds"), ("The river", " follows"), ("Question: What is it?\nAnswer:", " yes")]
+    pairs = [
+        ("The cat sees", " a red ball"),
+        ("A dog", " likes the old house."),
+        ("Our team builds", " two small boats"),
+        ("The river", " finds"),
+        ("The river", " follows"),
+        ("Question: What is it?\nAnswer:", " yes"),
+    ]
     requests = [encode_pair(tok, c, x) for c, x in pairs]
     got = loglikelihoods(model, requests, max_length=128, batch_tokens=32)  # forces several batches
     for request, (score, greedy) in zip(requests, got, strict=True):
@@ -71,7 +77,7 @@ def test_identical_inputs_share_one_forward(lm) -> None:  # noqa: ANN001
 def test_long_input_keeps_its_last_tokens(lm) -> None:  # noqa: ANN001
     model, tok = lm
     request = encode_pair(tok, "The cat sees a red ball. " * 20, "The dog")
-    (score, _), = loglikelihoods(model, [request], max_length=16)
+    ((score, _),) = loglikelihoods(model, [request], max_length=16)
     window = (request.context + request.continuation)[-17:]
     trimmed = Request(window[: -len(request.continuation)], request.continuation)
     assert score == pytest.approx(naive(model, trimmed)[0], abs=1e-4)

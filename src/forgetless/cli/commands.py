@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from forgetless.report.terminal import out, print_table, slug, write_outputs
 from forgetless.errors import ForgetlessError
+from forgetless.report.terminal import out, print_table, slug, write_outputs
 
 
 def _options(batch_tokens: int):  # noqa: ANN202
@@ -49,7 +49,9 @@ def run_eval(model, suite, target, limit, out_dir, device, dtype, batch_tokens, 
     out.print("wrote " + ", ".join(str(p) for p in paths))
 
 
-def run_audit(base_model, tuned_model, suite, target, limit, out_dir, device, dtype, batch_tokens, no_cache, base) -> None:  # noqa: ANN001
+def run_audit(
+    base_model, tuned_model, suite, target, limit, out_dir, device, dtype, batch_tokens, no_cache, base
+) -> None:  # noqa: ANN001
     from forgetless.cache import ResultCache
     from forgetless.pipeline.audit import audit
     from forgetless.report.markdown import audit_markdown
@@ -58,8 +60,15 @@ def run_audit(base_model, tuned_model, suite, target, limit, out_dir, device, dt
     loaded, extra = _suite_and_target(suite, target, limit)
     options = _options(batch_tokens)
     result = audit(
-        base_model, tuned_model, loaded, extra_probes=extra, cache=ResultCache(enabled=not no_cache),
-        options=options, device=device, dtype=dtype, adapter_base=base,
+        base_model,
+        tuned_model,
+        loaded,
+        extra_probes=extra,
+        cache=ResultCache(enabled=not no_cache),
+        options=options,
+        device=device,
+        dtype=dtype,
+        adapter_base=base,
     )
     print_table(f"{tuned_model} against {base_model}", AUDIT_HEADER, audit_rows(result))
     out.print(f"[bold]{result['summary']['headline']}[/]")

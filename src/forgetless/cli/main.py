@@ -12,17 +12,28 @@ import typer
 
 from forgetless.errors import ForgetlessError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune language models without losing what they know.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Fine-tune language models without losing what they know."
+)
 
-Suite = Annotated[str, typer.Option("--suite", "-s", help="Built-in suite name (see `forgetless ls suites`) or a suite YAML file.")]
-Target = Annotated[Path | None, typer.Option(help="Your domain's held-out text (file, folder or JSONL with `text`): scored as the target probe.")]
-Limit = Annotated[int | None, typer.Option(help="Cap every probe at this many items (quick looks; changes the numbers).")]
+Suite = Annotated[
+    str, typer.Option("--suite", "-s", help="Built-in suite name (see `forgetless ls suites`) or a suite YAML file.")
+]
+Target = Annotated[
+    Path | None,
+    typer.Option(help="Your domain's held-out text (file, folder or JSONL with `text`): scored as the target probe."),
+]
+Limit = Annotated[
+    int | None, typer.Option(help="Cap every probe at this many items (quick looks; changes the numbers).")
+]
 Out = Annotated[Path | None, typer.Option(help="Folder for the JSON and Markdown results.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")]
 Dtype = Annotated[str, typer.Option(help="float32, bfloat16 or float16.")]
 BatchTokens = Annotated[int, typer.Option(help="Tokens per scoring batch (memory against speed).")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute instead of reusing cached probe results.")]
-AdapterBase = Annotated[str | None, typer.Option("--base", help="Base model for a PEFT adapter that does not name a loadable one.")]
+AdapterBase = Annotated[
+    str | None, typer.Option("--base", help="Base model for a PEFT adapter that does not name a loadable one.")
+]
 
 
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,10 +55,19 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
 @app.command("eval")
 @friendly
 def eval_command(
-    model: Annotated[str, typer.Option("--model", "-m", help="Hub id, local folder, .gguf file, PEFT adapter folder, or smollm2-135m.")] = "smollm2-135m",
-    suite: Suite = "general", target: Target = None, limit: Limit = None, out: Out = None,
-    device: Device = "auto", dtype: Dtype = "float32", batch_tokens: BatchTokens = 4096,
-    no_cache: NoCache = False, base: AdapterBase = None,
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="Hub id, local folder, .gguf file, PEFT adapter folder, or smollm2-135m."),
+    ] = "smollm2-135m",
+    suite: Suite = "general",
+    target: Target = None,
+    limit: Limit = None,
+    out: Out = None,
+    device: Device = "auto",
+    dtype: Dtype = "float32",
+    batch_tokens: BatchTokens = 4096,
+    no_cache: NoCache = False,
+    base: AdapterBase = None,
 ) -> None:
     """Score a model on a probe suite; print a table, write JSON and Markdown."""
     from forgetless.cli.commands import run_eval
@@ -60,9 +80,15 @@ def eval_command(
 def audit_command(
     base_model: Annotated[str, typer.Argument(metavar="BASE", help="The model before fine-tuning.")],
     tuned_model: Annotated[str, typer.Argument(metavar="TUNED", help="The fine-tuned model (or PEFT adapter).")],
-    suite: Suite = "general", target: Target = None, limit: Limit = None, out: Out = None,
-    device: Device = "auto", dtype: Dtype = "float32", batch_tokens: BatchTokens = 4096,
-    no_cache: NoCache = False, base: AdapterBase = None,
+    suite: Suite = "general",
+    target: Target = None,
+    limit: Limit = None,
+    out: Out = None,
+    device: Device = "auto",
+    dtype: Dtype = "float32",
+    batch_tokens: BatchTokens = 4096,
+    no_cache: NoCache = False,
+    base: AdapterBase = None,
 ) -> None:
     """What did TUNED forget of BASE? Paired before/after per probe, with noise bands and verdicts."""
     from forgetless.cli.commands import run_audit

@@ -61,10 +61,7 @@ def _as_vector(values: ArrayLike, name: str) -> NDArray[np.float64]:
 def _check_paired(before: ArrayLike, after: ArrayLike) -> tuple[NDArray, NDArray]:
     b, a = _as_vector(before, "before"), _as_vector(after, "after")
     if b.shape != a.shape:
-        raise ValueError(
-            "before and after must score the same items: "
-            f"got lengths {b.size} and {a.size}"
-        )
+        raise ValueError(f"before and after must score the same items: got lengths {b.size} and {a.size}")
     return b, a
 
 
@@ -99,9 +96,7 @@ def mean_stderr(values: ArrayLike) -> float:
     return float(np.std(arr, ddof=1) / math.sqrt(arr.size))
 
 
-def normal_interval(
-    value: float, stderr: float, level: float = 0.95
-) -> tuple[float, float]:
+def normal_interval(value: float, stderr: float, level: float = 0.95) -> tuple[float, float]:
     """Normal-approximation interval ``value -/+ z * stderr``.
 
     ``z`` is the ``(1 + level) / 2`` quantile of the standard normal (1.96 for 95%).
@@ -118,9 +113,7 @@ def normal_interval(
     return float(value - z * stderr), float(value + z * stderr)
 
 
-def bootstrap_interval(
-    stat_samples: ArrayLike, level: float = 0.95
-) -> tuple[float, float]:
+def bootstrap_interval(stat_samples: ArrayLike, level: float = 0.95) -> tuple[float, float]:
     """Percentile interval of bootstrap replicates.
 
     Returns the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles, with
@@ -219,7 +212,5 @@ def paired_accuracy_delta(
     """
     # Called first because it also validates lengths and the 0/1 values.
     p_value = mcnemar_exact(before_correct, after_correct)
-    result = paired_mean_delta(
-        before_correct, after_correct, n_boot=n_boot, seed=seed, level=level
-    )
+    result = paired_mean_delta(before_correct, after_correct, n_boot=n_boot, seed=seed, level=level)
     return replace(result, p_value=p_value)

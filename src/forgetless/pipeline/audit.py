@@ -26,7 +26,9 @@ def compare_evals(probes: list[Probe], before: dict[str, Any], after: dict[str, 
     for probe in probes:
         name = probe.config.name
         if name not in old or name not in new:
-            raise ForgetlessError(f"probe '{name}' is missing from one of the two results", "score both with the same suite")
+            raise ForgetlessError(
+                f"probe '{name}' is missing from one of the two results", "score both with the same suite"
+            )
         if old[name].n_items != new[name].n_items:
             raise ForgetlessError(
                 f"probe '{name}' has {old[name].n_items} items before and {new[name].n_items} after",
@@ -57,7 +59,11 @@ def summarize(comparisons: list[Comparison]) -> dict[str, Any]:
     for c in primary.values():
         if c.role == "target":
             parts.insert(0, f"target {c.probe}: {describe_change(c)} ({c.verdict})")
-    return {"verdicts": {c.probe: c.verdict for c in primary.values()}, "by_verdict": by_verdict, "headline": "; ".join(parts)}
+    return {
+        "verdicts": {c.probe: c.verdict for c in primary.values()},
+        "by_verdict": by_verdict,
+        "headline": "; ".join(parts),
+    }
 
 
 def describe_change(c: Comparison) -> str:
@@ -70,9 +76,16 @@ def describe_change(c: Comparison) -> str:
 
 
 def audit(
-    base_spec: str, tuned_spec: str, suite: Suite, *, extra_probes: list[Probe] | None = None,
-    cache: ResultCache | None = None, options: ScoreOptions | None = None,
-    device: str = "auto", dtype: str = "float32", adapter_base: str | None = None,
+    base_spec: str,
+    tuned_spec: str,
+    suite: Suite,
+    *,
+    extra_probes: list[Probe] | None = None,
+    cache: ResultCache | None = None,
+    options: ScoreOptions | None = None,
+    device: str = "auto",
+    dtype: str = "float32",
+    adapter_base: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate base then tuned (one model in memory at a time) and compare them item by item."""
     evals = []

@@ -12,8 +12,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgetless.report.terminal import out as console
-from forgetless.report.terminal import print_table, write_outputs
 from forgetless.data.sources import Source, load_records
 from forgetless.models import LoadedModel, load_model
 from forgetless.models.default import DEFAULT_MODEL
@@ -21,6 +19,8 @@ from forgetless.pipeline.audit import build_audit
 from forgetless.pipeline.evaluate import evaluate, target_probe
 from forgetless.report.markdown import audit_markdown
 from forgetless.report.rows import AUDIT_HEADER, audit_rows
+from forgetless.report.terminal import out as console
+from forgetless.report.terminal import print_table, write_outputs
 from forgetless.suites import load_suite
 from forgetless.train.finetune import FinetuneSettings, finetune
 
@@ -62,7 +62,8 @@ def run_demo(quick: bool = False, out: Path | None = None) -> dict:
     base_eval = evaluate(base, suite, extra_probes=target)
 
     s = preset.settings
-    console.rule(f"2/3 full fine-tuning on {len(train)} SST-2 reviews: {s.steps} steps, lr {s.learning_rate}, batch {s.batch_size}")
+    plan = f"{s.steps} steps, lr {s.learning_rate}, batch {s.batch_size}"
+    console.rule(f"2/3 full fine-tuning on {len(train)} SST-2 reviews: {plan}")
     training = finetune(base.model, base.tokenizer, train, folder / "trainer", s)
     tuned_dir = folder / "tuned"
     base.model.save_pretrained(tuned_dir)

@@ -21,7 +21,9 @@ EVAL_SCHEMA = "forgetless.eval/1"
 
 def target_probe(path: str, text: str = "{{ text }}") -> Probe:
     """Held-out perplexity on the user's own domain text: what a fine-tune should gain."""
-    config = PerplexityConfig(name="target", role="target", source=path, text=text, description=f"held-out text: {path}")
+    config = PerplexityConfig(
+        name="target", role="target", source=path, text=text, description=f"held-out text: {path}"
+    )
     return PerplexityProbe(config, Path.cwd())
 
 
@@ -29,7 +31,9 @@ def score_probe(lm: LoadedModel, probe: Probe, cache: ResultCache, options: Scor
     """Score one probe, or return its cached result. Returns (result, came_from_cache)."""
     config: ProbeConfig = probe.config
     prepared = probe.prepare(lm.tokenizer)
-    key = result_key(lm.fingerprint, config.kind, prepared["material"], lm.device.type, {"max_length": options.max_length})
+    key = result_key(
+        lm.fingerprint, config.kind, prepared["material"], lm.device.type, {"max_length": options.max_length}
+    )
     cached = cache.get(key)
     if cached is not None:
         return dataclasses.replace(cached, name=config.name, role=config.role), True
@@ -48,8 +52,12 @@ def _work(prepared: dict[str, Any]) -> int:
 
 
 def evaluate(
-    lm: LoadedModel, suite: Suite, *, extra_probes: list[Probe] | None = None,
-    cache: ResultCache | None = None, options: ScoreOptions | None = None,
+    lm: LoadedModel,
+    suite: Suite,
+    *,
+    extra_probes: list[Probe] | None = None,
+    cache: ResultCache | None = None,
+    options: ScoreOptions | None = None,
 ) -> dict[str, Any]:
     """Run every probe of the suite (and any extra ones) on `lm`; the result is JSON-ready."""
     cache = cache or ResultCache()

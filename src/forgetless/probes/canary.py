@@ -58,7 +58,9 @@ class CanaryProbe(Probe):
             where = f"probe '{cfg.name}', item {index}"
             expect = render(cfg.expect, records[index], native=True, where=where) if cfg.expect else []
             expect = [expect] if isinstance(expect, str) else list(expect)
-            out.append(CanaryPrompt(prompt=render(cfg.prompt, records[index], native=False, where=where), expect=expect))
+            out.append(
+                CanaryPrompt(prompt=render(cfg.prompt, records[index], native=False, where=where), expect=expect)
+            )
         return out
 
     def prepare(self, tokenizer: Any) -> dict[str, Any]:
@@ -66,7 +68,9 @@ class CanaryProbe(Probe):
         texts = [p.prompt for p in prompts]
         if self.config.chat:
             texts = [
-                tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True)
+                tokenizer.apply_chat_template(
+                    [{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True
+                )
                 for t in texts
             ]
         material = {"texts": texts, "expect": [p.expect for p in prompts], "max_new": self.config.max_new_tokens}
@@ -83,8 +87,13 @@ class CanaryProbe(Probe):
         finally:
             tok.padding_side = side
         output = lm.model.generate(
-            **batch, max_new_tokens=self.config.max_new_tokens, do_sample=False,
-            pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None,
+            **batch,
+            max_new_tokens=self.config.max_new_tokens,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+            temperature=None,
+            top_p=None,
+            top_k=None,
         )
         generations = tok.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
         if options.progress is not None:
@@ -96,26 +105,74 @@ class CanaryProbe(Probe):
         if any(has_expect):
             scored = [h for h, e in zip(hits, has_expect, strict=True) if e]
             mean, stderr = float(np.mean(scored)), mean_stderr(scored)
-            metrics["expect_rate"] = Metric(mean, True, stderr, *(normal_interval(mean, stderr) if len(scored) > 1 else (None, None)))
+            metrics["expect_rate"] = Metric(
+                mean, True, stderr, *(normal_interval(mean, stderr) if len(scored) > 1 else (None, None))
+            )
         primary = "expect_rate" if metrics else "generations"
-        items = {"prompt": [p.prompt for p in prompts], "generation": generations, "hit": hits, "has_expect": has_expect}
+        items = {
+            "prompt": [p.prompt for p in prompts],
+            "generation": generations,
+            "hit": hits,
+            "has_expect": has_expect,
+        }
         return ProbeResult(
-            self.config.name, "canary", self.config.role, primary, metrics, len(prompts), time.perf_counter() - start, items
+            self.config.name,
+            "canary",
+            self.config.role,
+            primary,
+            metrics,
+            len(prompts),
+            time.perf_counter() - start,
+            items,
         )
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
         old, new = before.items["generation"], after.items["generation"]
         same = float(np.mean([a == b for a, b in zip(old, new, strict=True)]))
-        similarity = float(np.mean([difflib.SequenceMatcher(None, a, b).ratio() for a, b in zip(old, new, strict=True)]))
+        similarity = float(
+            np.mean([difflib.SequenceMatcher(None, a, b).ratio() for a, b in zip(old, new, strict=True)])
+        )
         name, role, n = before.name, before.role, len(old)
         out = [
-            Comparison(name, role, "unchanged", True, 1.0, same, same - 1.0, None, None, None, None, n, "info",
-                       f"{round(same * n)} of {n} generations identical to the base model's"),
-            Comparison(name, role, "similarity", True, 1.0, similarity, similarity - 1.0, None, None, None, None, n, "info"),
+            Comparison(
+                name,
+                role,
+                "unchanged",
+                True,
+                1.0,
+                same,
+                same - 1.0,
+                None,
+                None,
+                None,
+                None,
+                n,
+                "info",
+                f"{round(same * n)} of {n} generations identical to the base model's",
+            ),
+            Comparison(
+                name, role, "similarity", True, 1.0, similarity, similarity - 1.0, None, None, None, None, n, "info"
+            ),
         ]
         mask = np.array(before.items["has_expect"], dtype=bool)
         if mask.any():
             d = paired_accuracy_delta(np.array(before.items["hit"])[mask], np.array(after.items["hit"])[mask])
-            out.insert(0, Comparison(name, role, "expect_rate", True, d.before, d.after, d.delta, d.relative,
-                                     d.low, d.high, d.p_value, d.n, verdict(d.low, d.high, True)))
+            out.insert(
+                0,
+                Comparison(
+                    name,
+                    role,
+                    "expect_rate",
+                    True,
+                    d.before,
+                    d.after,
+                    d.delta,
+                    d.relative,
+                    d.low,
+                    d.high,
+                    d.p_value,
+                    d.n,
+                    verdict(d.low, d.high, True),
+                ),
+            )
         return out

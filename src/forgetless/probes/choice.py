@@ -119,8 +119,14 @@ class ChoiceProbe(Probe):
             low, high = normal_interval(mean, stderr) if len(values) > 1 else (None, None)
             metrics[metric] = Metric(mean, True, stderr, low, high)
         return ProbeResult(
-            self.config.name, "choice", self.config.role, self.config.primary, metrics,
-            len(items), time.perf_counter() - start, per_item,
+            self.config.name,
+            "choice",
+            self.config.role,
+            self.config.primary,
+            metrics,
+            len(items),
+            time.perf_counter() - start,
+            per_item,
         )
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
@@ -130,8 +136,19 @@ class ChoiceProbe(Probe):
             d = paired_accuracy_delta(before.items[metric], after.items[metric])
             out.append(
                 Comparison(
-                    before.name, before.role, metric, True, d.before, d.after, d.delta, d.relative,
-                    d.low, d.high, d.p_value, d.n, verdict(d.low, d.high, True),
+                    before.name,
+                    before.role,
+                    metric,
+                    True,
+                    d.before,
+                    d.after,
+                    d.delta,
+                    d.relative,
+                    d.low,
+                    d.high,
+                    d.p_value,
+                    d.n,
+                    verdict(d.low, d.high, True),
                 )
             )
         return out

@@ -95,8 +95,14 @@ class PerplexityProbe(Probe):
         nbytes = np.array(prepared["bytes"], dtype=float)
         items = {"nll": nll.tolist(), "tokens": tokens.tolist(), "bytes": nbytes.tolist()}
         return ProbeResult(
-            self.config.name, "perplexity", self.config.role, "perplexity",
-            _metrics(nll, tokens, nbytes), len(nll), time.perf_counter() - start, items,
+            self.config.name,
+            "perplexity",
+            self.config.role,
+            "perplexity",
+            _metrics(nll, tokens, nbytes),
+            len(nll),
+            time.perf_counter() - start,
+            items,
         )
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
@@ -111,13 +117,36 @@ class PerplexityProbe(Probe):
         deg_low, deg_high = degradation_interval(nll_b, nll_a, tokens)
         note = f"perplexity degradation {d.relative:+.1%} (95% CI {deg_low:+.1%} to {deg_high:+.1%})"
         ppl = Comparison(
-            before.name, before.role, "perplexity", False, d.before, d.after, d.delta, d.relative,
-            d.low, d.high, d.p_value, d.n, verdict(d.low, d.high, False), note,
+            before.name,
+            before.role,
+            "perplexity",
+            False,
+            d.before,
+            d.after,
+            d.delta,
+            d.relative,
+            d.low,
+            d.high,
+            d.p_value,
+            d.n,
+            verdict(d.low, d.high, False),
+            note,
         )
         bpb = before.metrics["bits_per_byte"], after.metrics["bits_per_byte"]
         bpb_cmp = Comparison(
-            before.name, before.role, "bits_per_byte", False, bpb[0].value, bpb[1].value,
-            bpb[1].value - bpb[0].value, bpb[1].value / bpb[0].value - 1, None, None, None, d.n, "info",
+            before.name,
+            before.role,
+            "bits_per_byte",
+            False,
+            bpb[0].value,
+            bpb[1].value,
+            bpb[1].value - bpb[0].value,
+            bpb[1].value / bpb[0].value - 1,
+            None,
+            None,
+            None,
+            d.n,
+            "info",
         )
         return [ppl, bpb_cmp]
 

@@ -57,4 +57,6 @@ def render(source: str, record: dict[str, Any], *, native: bool, where: str) -> 
             f"the item's fields are: {', '.join(sorted(record))}",
         ) from error
     except (ValueError, IndexError, KeyError, TypeError, AttributeError) as error:
-        raise ForgetlessError(f"{where}: template {source!r} failed: {error}", "check the template against the data") from error
+        raise ForgetlessError(
+            f"{where}: template {source!r} failed: {error}", "check the template against the data"
+        ) from error

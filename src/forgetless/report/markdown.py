@@ -15,36 +15,40 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 def eval_markdown(result: dict[str, Any]) -> str:
     model = result["model"]
-    return "\n".join([
-        f"# forgetless eval: {model['spec']} on suite `{result['suite']['name']}`",
-        "",
-        f"Model fingerprint `{model['fingerprint']}`, forgetless {result['forgetless_version']}, "
-        f"{result['created']}, {result['seconds']:.0f} s.",
-        "",
-        table(EVAL_HEADER, eval_rows(result)),
-        "",
-        "Accuracy intervals are normal approximations with lm-evaluation-harness's standard error; "
-        "perplexity intervals are bootstrap percentiles over documents.",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# forgetless eval: {model['spec']} on suite `{result['suite']['name']}`",
+            "",
+            f"Model fingerprint `{model['fingerprint']}`, forgetless {result['forgetless_version']}, "
+            f"{result['created']}, {result['seconds']:.0f} s.",
+            "",
+            table(EVAL_HEADER, eval_rows(result)),
+            "",
+            "Accuracy intervals are normal approximations with lm-evaluation-harness's standard error; "
+            "perplexity intervals are bootstrap percentiles over documents.",
+            "",
+        ]
+    )
 
 
 def audit_markdown(result: dict[str, Any]) -> str:
     base, tuned = result["base"]["model"], result["tuned"]["model"]
     canaries = _canary_sections(result)
-    return "\n".join([
-        f"# forgetless audit: {tuned['spec']} against {base['spec']}",
-        "",
-        f"**{result['summary']['headline']}**",
-        "",
-        f"Suite `{result['suite']['name']}`; same items before and after. Verdicts: `forgot`/`improved` only "
-        "when the 95% paired-bootstrap interval of the delta excludes zero, `kept` otherwise. p: McNemar's "
-        "exact test for accuracy, bootstrap for perplexity.",
-        "",
-        table(AUDIT_HEADER, audit_rows(result)),
-        "",
-        *canaries,
-    ])
+    return "\n".join(
+        [
+            f"# forgetless audit: {tuned['spec']} against {base['spec']}",
+            "",
+            f"**{result['summary']['headline']}**",
+            "",
+            f"Suite `{result['suite']['name']}`; same items before and after. Verdicts: `forgot`/`improved` only "
+            "when the 95% paired-bootstrap interval of the delta excludes zero, `kept` otherwise. p: McNemar's "
+            "exact test for accuracy, bootstrap for perplexity.",
+            "",
+            table(AUDIT_HEADER, audit_rows(result)),
+            "",
+            *canaries,
+        ]
+    )
 
 
 def _canary_sections(result: dict[str, Any]) -> list[str]:

@@ -20,7 +20,9 @@ def eval_rows(result: dict[str, Any]) -> list[list[str]]:
             interval = f"[{_num(m['low'])}, {_num(m['high'])}]" if m["low"] is not None else ""
             seconds = f"{probe['seconds']:.1f}" + (" (cached)" if probe.get("cached") else "")
             direction = "higher better" if m["higher_is_better"] else "lower better"
-            rows.append([probe["name"], metric, _num(m["value"], 4), interval, direction, str(probe["n_items"]), seconds])
+            rows.append(
+                [probe["name"], metric, _num(m["value"], 4), interval, direction, str(probe["n_items"]), seconds]
+            )
         if not metrics:
             rows.append([probe["name"], "generations", "", "", "", str(probe["n_items"]), f"{probe['seconds']:.1f}"])
     return rows
@@ -36,5 +38,16 @@ def audit_rows(result: dict[str, Any]) -> list[list[str]]:
         interval = f"[{c['low']:+.4f}, {c['high']:+.4f}]" if c["low"] is not None else ""
         p = "" if c["p_value"] is None else f"{c['p_value']:.3g}"
         label = c["probe"] + (" (target)" if c["role"] == "target" else "")
-        rows.append([label, c["metric"], _num(c["before"], 4), _num(c["after"], 4), f"{c['delta']:+.4f}", interval, p, c["verdict"]])
+        rows.append(
+            [
+                label,
+                c["metric"],
+                _num(c["before"], 4),
+                _num(c["after"], 4),
+                f"{c['delta']:+.4f}",
+                interval,
+                p,
+                c["verdict"],
+            ]
+        )
     return rows

@@ -24,7 +24,9 @@ class FinetuneSettings:
     seed: int = 0
 
 
-def finetune(model: Any, tokenizer: Any, texts: list[str], output_dir: Path, settings: FinetuneSettings) -> dict[str, Any]:
+def finetune(
+    model: Any, tokenizer: Any, texts: list[str], output_dir: Path, settings: FinetuneSettings
+) -> dict[str, Any]:
     """Train `model` in place on `texts`; returns Trainer's training metrics and the loss curve."""
     import datasets
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
@@ -34,7 +36,8 @@ def finetune(model: Any, tokenizer: Any, texts: list[str], output_dir: Path, set
     set_seed(settings.seed)
     data = datasets.Dataset.from_dict({"text": texts}).map(
         lambda batch: tokenizer(batch["text"], truncation=True, max_length=settings.max_length),
-        batched=True, remove_columns=["text"],
+        batched=True,
+        remove_columns=["text"],
     )
     args = TrainingArguments(
         output_dir=str(output_dir),
@@ -52,8 +55,9 @@ def finetune(model: Any, tokenizer: Any, texts: list[str], output_dir: Path, set
         use_cpu=not _cuda(),
     )
     model.train()
-    trainer = Trainer(model=model, args=args, train_dataset=data,
-                      data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
+    trainer = Trainer(
+        model=model, args=args, train_dataset=data, data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    )
     output = trainer.train()
     model.eval()
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
