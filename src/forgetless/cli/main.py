@@ -117,5 +117,16 @@ def demo_command(
     run_demo(quick=quick, out=out)
 
 
+def quiet_libraries() -> None:
+    """Off a terminal, the progress bars of transformers and datasets are only noise in logs."""
+    if not sys.stderr.isatty():
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
+
+
 def main() -> None:
+    quiet_libraries()
     app()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,9 @@ from rich.table import Table
 
 from forgetless.paths import write_json_atomic, write_text_atomic
 
-out = Console()
-err = Console(stderr=True)
+# Off a terminal (logs, CI) rich would wrap tables at 80 columns; logs have room for more.
+out = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 
 def slug(text: str) -> str:
