@@ -64,11 +64,11 @@ def run_demo(quick: bool = False, out: Path | None = None) -> dict:
     s = preset.settings
     plan = f"{s.steps} steps, lr {s.learning_rate}, batch {s.batch_size}"
     console.rule(f"2/3 full fine-tuning on {len(train)} SST-2 reviews: {plan}")
-    training = finetune(base.model, base.tokenizer, train, folder / "trainer", s)
+    model, training = finetune(base.model, base.tokenizer, train, folder / "trainer", s)
     tuned_dir = folder / "tuned"
-    base.model.save_pretrained(tuned_dir)
+    model.save_pretrained(tuned_dir)
     base.tokenizer.save_pretrained(tuned_dir)
-    tuned = LoadedModel(base.model, base.tokenizer, str(tuned_dir), "folder", {"dtype": "float32"})
+    tuned = LoadedModel(model, base.tokenizer, str(tuned_dir), "folder", {"dtype": "float32"})
 
     console.rule("3/3 scoring the fine-tuned model on the same items")
     tuned_eval = evaluate(tuned, suite, extra_probes=target)

@@ -1,0 +1,92 @@
+"""The contract every mitigation follows: a typed config and a few hooks that return values.
+
+The training loop (transformers.Trainer, through `train.trainer`) calls each hook of each
+configured method directly, in the order the methods are listed; hooks never reach into shared
+state. A method overrides only the hooks it needs; the contract test rejects any other public
+name on a method, so a misspelled hook is an error rather than a silent no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from forgetless.registry import Registry
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+class MethodConfig(BaseModel):
+    """Fields common to every method; each method adds its own, with bounds and descriptions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+
+
+@dataclass
+class TrainContext:
+    """What hooks may read: the run's tokenizer, the data to keep (for Fisher, replay, distillation),
+    the stage being trained, and a folder for state that must survive a resume."""
+
+    tokenizer: Any
+    keep_texts: list[str] = field(default_factory=list)  # general text the model must not forget
+    stage: int = 0
+    seed: int = 0
+    state_dir: Path | None = None
+    max_length: int = 256
+    batch_size: int = 8
+    total_steps: int = 0
+
+
+class Method:
+    """A mitigation. Subclasses set `config_class` and override only the hooks they need."""
+
+    config_class: type[MethodConfig] = MethodConfig
+    hooks = (
+        "prepare_model", "parameter_groups", "training_data", "penalty", "callbacks",
+        "end_stage", "finish", "validate",
+    )
+
+    def __init__(self, config: MethodConfig) -> None:
+        self.config = config
+
+    def validate(self, others: list[str]) -> list[str]:
+        """Problems with this method next to the `others` listed in the same run (before any load)."""
+        return []
+
+    def prepare_model(self, model: Any, context: TrainContext) -> Any:
+        """Return the model to train (frozen parts, an adapter, a snapshot of anchors...)."""
+        return model
+
+    def parameter_groups(self, model: Any, learning_rate: float) -> list[dict[str, Any]] | None:
+        """Optimizer parameter groups, or None to let Trainer build them."""
+        return None
+
+    def training_data(self, dataset: Any, context: TrainContext) -> Any:
+        """The `datasets.Dataset` (a `text` column) to train on; replay mixes kept data in here."""
+        return dataset
+
+    def penalty(self, model: Any, inputs: dict[str, torch.Tensor], outputs: Any) -> torch.Tensor | None:
+        """A term added to the training loss of every step, or None."""
+        return None
+
+    def callbacks(self, context: TrainContext) -> list[Any]:
+        """transformers TrainerCallbacks to add (schedules such as gradual unfreezing)."""
+        return []
+
+    def end_stage(self, model: Any, context: TrainContext) -> None:
+        """After a stage: carry state to the next one (online EWC's Fisher, new anchors)."""
+
+    def finish(self, model: Any, context: TrainContext) -> Any:
+        """After training: return the model to keep (WiSE-FT interpolates here)."""
+        return model
+
+
+def trainable(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """Parameters that receive gradients: regularizers act on these only, so adapters work too."""
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]

@@ -1,0 +1,57 @@
+"""Experience replay: mix text of what must be kept into the fine-tuning data at a fixed ratio.
+
+The simplest strong baseline of continual learning (Chaudhry et al. 2019, "On Tiny Episodic
+Memories in Continual Learning"; for LLMs, e.g. Scialom et al. 2022). With `ratio` r, a share r
+of the training examples are replayed general text: len(train) * r / (1 - r) of them, drawn with a
+fixed seed from `context.keep_texts` (repeating when there are fewer), then shuffled in. With
+several stages, each stage's training data joins the buffer for the next stage.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from pydantic import Field
+
+from forgetless.errors import ForgetlessError
+from forgetless.methods.base import METHODS, Method, MethodConfig, TrainContext
+
+
+class ReplayConfig(MethodConfig):
+    name: str = "replay"
+    ratio: float = Field(default=0.25, gt=0, lt=1, description="share of training examples that are replayed text")
+    buffer_per_stage: int = Field(default=256, ge=0, description="examples of each finished stage kept for replay")
+
+
+@METHODS.register("replay")
+class Replay(Method):
+    config_class = ReplayConfig
+    config: ReplayConfig
+
+    def __init__(self, config: ReplayConfig) -> None:
+        super().__init__(config)
+        self.buffer: list[str] = []  # earlier stages' examples, carried across stages
+        self._current: list[str] = []
+
+    def training_data(self, dataset: Any, context: TrainContext) -> Any:
+        import datasets
+
+        pool = list(context.keep_texts) + self.buffer
+        if not pool:
+            raise ForgetlessError(
+                "replay has no text to replay: the run's keep data is empty",
+                "set `keep` in the config (general text to keep), or drop the replay method",
+            )
+        self._current = list(dataset["text"])
+        count = round(len(dataset) * self.config.ratio / (1 - self.config.ratio))
+        rng = random.Random(context.seed + context.stage)
+        order = rng.sample(pool, len(pool))
+        replayed = [order[i % len(order)] for i in range(count)]
+        mixed = datasets.concatenate_datasets([dataset.select_columns(["text"]), datasets.Dataset.from_dict({"text": replayed})])
+        return mixed.shuffle(seed=context.seed + context.stage)
+
+    def end_stage(self, model: Any, context: TrainContext) -> None:
+        rng = random.Random(context.seed + 1000 + context.stage)
+        keep = min(self.config.buffer_per_stage, len(self._current))
+        self.buffer.extend(rng.sample(self._current, keep))
