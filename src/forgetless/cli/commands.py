@@ -82,7 +82,13 @@ def run_ls(what: str) -> None:
     from forgetless.registry import unknown_name_error
     from forgetless.suites import builtin_suites, load_suite
 
-    if what == "probes":
+    if what == "methods":
+        from forgetless.methods import METHODS
+
+        rows = [[name, (sys.modules[METHODS.get(name).__module__].__doc__ or "").strip().splitlines()[0]]
+                for name in METHODS.names()]
+        print_table("methods", ["method", "what it does"], rows)
+    elif what == "probes":
         rows = []
         for name in PROBES.names():
             module = sys.modules[PROBES.get(name).__module__]
@@ -96,4 +102,33 @@ def run_ls(what: str) -> None:
             rows.append([name, " ".join(suite.description.split()), probes])
         print_table("built-in suites", ["suite", "description", "probes"], rows)
     else:
-        raise unknown_name_error("listing", what, ["probes", "suites"])
+        raise unknown_name_error("listing", what, ["methods", "probes", "suites"])
+
+
+def run_validate(config: Path, overrides: list[str]) -> None:
+    import yaml
+
+    from forgetless.config import load_run_config
+    from forgetless.pipeline.run import resolved
+
+    loaded, methods = load_run_config(config, overrides)
+    out.print(f"[green]{config} is valid[/]: {len(loaded.stages)} stage(s), methods "
+              + ", ".join(m.config.name for m in methods))
+    out.print(yaml.safe_dump(resolved(loaded, methods), sort_keys=False))
+
+
+def run_run(config: Path, overrides: list[str], resume: bool) -> None:
+    from forgetless.config import load_run_config
+    from forgetless.pipeline.run import run
+    from forgetless.report.rows import AUDIT_HEADER, audit_rows
+
+    loaded, methods = load_run_config(config, overrides)  # every error before any model loads
+    result = run(loaded, methods, config.parent, resume=resume)
+    if result is None:
+        return  # not rank 0: rank 0 prints and writes
+    print_table("final model against the base", AUDIT_HEADER, audit_rows(result["final"]))
+    if result["transfer"]:
+        t = result["transfer"]
+        out.print(f"stages: BWT {t['bwt']:+.4f}, forgetting {t['forgetting']:+.4f}, FWT {t['fwt']:+.4f}")
+    out.print(f"[bold]{result['final']['summary']['headline']}[/]")
+    out.print(f"wrote {loaded.output_dir}/results.json, summary.md, config.yaml and the model of every stage")

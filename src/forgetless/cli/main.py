@@ -98,11 +98,36 @@ def audit_command(
 
 @app.command("ls")
 @friendly
-def ls_command(what: Annotated[str, typer.Argument(help="probes or suites")]) -> None:
-    """List probe kinds, or suites and their probes."""
+def ls_command(what: Annotated[str, typer.Argument(help="methods, probes or suites")]) -> None:
+    """List methods, probe kinds, or suites and their probes."""
     from forgetless.cli.commands import run_ls
 
     run_ls(what)
+
+
+ConfigPath = Annotated[Path, typer.Argument(metavar="CONFIG", help="Run config YAML.")]
+Overrides = Annotated[list[str] | None, typer.Argument(metavar="[KEY=VALUE]...", help="Overrides, e.g. training.steps=20.")]
+
+
+@app.command("run")
+@friendly
+def run_command(
+    config: ConfigPath, overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoints of an interrupted run.")] = False,
+) -> None:
+    """Baseline probes, fine-tune every stage with the configured methods, probes after each stage, results."""
+    from forgetless.cli.commands import run_run
+
+    run_run(config, overrides or [], resume)
+
+
+@app.command("validate")
+@friendly
+def validate_command(config: ConfigPath, overrides: Overrides = None) -> None:
+    """Check a run config without loading any model; report every problem at once."""
+    from forgetless.cli.commands import run_validate
+
+    run_validate(config, overrides or [])
 
 
 @app.command("demo")

@@ -13,8 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transformers import TrainerCallback
+
 from forgetless.errors import ForgetlessError
 from forgetless.methods.base import Method, TrainContext
+
+
+class SaveAtEnd(TrainerCallback):
+    """Checkpoint the last step too, so a resumed multi-stage run replays finished stages exactly."""
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if state.global_step >= state.max_steps:
+            control.should_save = True
+        return control
 
 
 @dataclass
@@ -27,14 +38,9 @@ class FinetuneSettings:
     gradient_accumulation: int = 1
     warmup_steps: int = 0
     weight_decay: float = 0.0
-
-
-def tokenize_texts(tokenizer: Any, dataset: Any, max_length: int) -> Any:
-    return dataset.map(
-        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
-        batched=True,
-        remove_columns=dataset.column_names,
-    )
+    save_steps: int | None = None  # checkpoint cadence; None saves no checkpoints
+    bf16: bool = False
+    pack: bool = False  # concatenate examples into full blocks (continued pre-training)
 
 
 def finetune(
@@ -45,14 +51,17 @@ def finetune(
     settings: FinetuneSettings,
     methods: list[Method] | None = None,
     context: TrainContext | None = None,
+    resume: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Train on `texts` (a list or a `datasets.Dataset` with a `text` column) with `methods`.
 
     Returns the model to keep and Trainer's metrics with the loss curve.
     """
     import datasets
-    from transformers import DataCollatorForLanguageModeling, TrainingArguments, set_seed
+    from transformers import DataCollatorForSeq2Seq, TrainingArguments, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
 
+    from forgetless.train.data import tokenize_examples
     from forgetless.train.trainer import ForgetlessTrainer
 
     methods = methods or []
@@ -77,7 +86,10 @@ def finetune(
         lr_scheduler_type="constant_with_warmup" if settings.warmup_steps else "constant",
         max_grad_norm=1.0,
         logging_steps=max(1, settings.steps // 10),
-        save_strategy="no",
+        save_strategy="steps" if settings.save_steps else "no",
+        save_steps=settings.save_steps or 500,
+        save_total_limit=2,
+        bf16=settings.bf16,
         report_to=[],
         seed=settings.seed,
         data_seed=settings.seed,
@@ -88,12 +100,13 @@ def finetune(
     trainer = ForgetlessTrainer(
         model=model,
         args=args,
-        train_dataset=tokenize_texts(tokenizer, dataset, settings.max_length),
-        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
-        callbacks=[cb for m in methods for cb in m.callbacks(context)],
+        train_dataset=tokenize_examples(dataset, tokenizer, settings.max_length, settings.pack),
+        data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
+        callbacks=[cb for m in methods for cb in m.callbacks(context)] + ([SaveAtEnd()] if settings.save_steps else []),
         methods=methods,
     )
-    output = trainer.train()
+    checkpoint = get_last_checkpoint(str(output_dir)) if resume and Path(output_dir).is_dir() else None
+    output = trainer.train(resume_from_checkpoint=checkpoint)
     model.eval()
     for method in methods:
         method.end_stage(model, context)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
+from forgetless.errors import ForgetlessError
 from forgetless.methods.base import Method
 
 
@@ -32,6 +33,12 @@ class ForgetlessTrainer(Trainer):
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if not torch.isfinite(loss.detach()).all():
+            raise ForgetlessError(
+                f"the training loss became {loss.item()} at step {self.state.global_step}",
+                "lower the learning rate or check the data; checkpoints up to the last save are kept, "
+                "continue from them with --resume",
+            )
         if model.training:
             bare = self.accelerator.unwrap_model(model)
             terms = []

@@ -1,0 +1,192 @@
+"""The run config: model, general suite, data to keep, methods, training settings, stages.
+
+Everything is validated before any model loads and every problem is reported at once, naming the
+field, the value and the fix. Unknown keys are errors. Precedence: defaults < YAML < overrides
+(`training.steps=20`, `methods.0.alpha=0.1`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from forgetless.data.sources import Source
+from forgetless.errors import ConfigError, ForgetlessError
+from forgetless.methods import METHODS
+from forgetless.registry import unknown_name_error
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Strict):
+    """Where text comes from and how a record becomes a training example."""
+
+    source: list[Source]
+    format: Literal["text", "chat", "pack"] = "text"
+    text: str = "{{ text }}"  # template for `text` and `pack`
+    prompt: str = "{{ prompt }}"  # templates for `chat`: loss on the response only
+    response: str = "{{ response }}"
+    limit: int | None = Field(default=None, gt=0)
+    held_out: int = Field(default=0, ge=0, description="last N records kept out of training, scored as this stage's probe")
+    seed: int = 1234
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> list[Source]:
+        return [Source.parse(v) for v in (value if isinstance(value, list) else [value])]
+
+
+class TrainingConfig(Strict):
+    steps: int = Field(default=60, gt=0)
+    learning_rate: float = Field(default=1e-4, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    gradient_accumulation: int = Field(default=1, gt=0)
+    max_length: int = Field(default=256, gt=1)
+    warmup_steps: int = Field(default=0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    save_steps: int = Field(default=50, gt=0, description="checkpoint cadence; a killed run resumes from the last one")
+    seed: int = 0
+    bf16: bool = False
+
+
+class StageConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    data: DataConfig
+    steps: int | None = Field(default=None, gt=0, description="overrides training.steps for this stage")
+
+
+class RunConfig(Strict):
+    model: str = "smollm2-135m"
+    output_dir: Path | None = None
+    suite: str = "quick"
+    keep: DataConfig | None = None
+    methods: list[dict[str, Any]] = Field(default_factory=lambda: [{"name": "full"}])
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    stages: list[StageConfig] = Field(min_length=1)
+    device: str = "auto"
+
+    @model_validator(mode="after")
+    def _unique_stage_names(self) -> RunConfig:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        return self
+
+
+def _format(error: ValidationError, prefix: str = "") -> list[str]:
+    out = []
+    for e in error.errors():
+        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        value = "" if e["type"] == "missing" else f" (got {e.get('input')!r:.60})"
+        out.append(f"{loc or 'config'}: {e['msg']}{value}")
+    return out
+
+
+def build_methods(entries: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
+    """Instantiate each listed method from its typed config; collect problems instead of stopping."""
+    methods, problems = [], []
+    names = [e.get("name") if isinstance(e, dict) else None for e in entries]
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "name" not in entry:
+            problems.append(f"methods.{i}: each method is a mapping with a `name` (e.g. {{name: l2sp, alpha: 0.01}})")
+            continue
+        if entry["name"] not in METHODS:
+            problems.append(f"methods.{i}.name: {unknown_name_error('method', str(entry['name']), METHODS.names())}")
+            continue
+        cls = METHODS.get(entry["name"])
+        try:
+            method = cls(cls.config_class(**entry))
+        except ValidationError as error:
+            problems.extend(_format(error, f"methods.{i}"))
+            continue
+        problems.extend(f"methods.{i} ({entry['name']}): {p}" for p in method.validate([n for n in names if n]))
+        methods.append(method)
+    if len(set(names)) != len(names):
+        problems.append(f"methods: a method is listed twice in {names}")
+    return methods, problems
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set a dotted key (`training.steps=20`, `methods.0.alpha=0.1`); the value is parsed as YAML."""
+    if "=" not in override:
+        raise ForgetlessError(f"override '{override}' is not key=value", "write e.g. training.steps=20")
+    key, raw = override.split("=", 1)
+    parts, node = key.split("."), data
+    for i, part in enumerate(parts[:-1]):
+        index = int(part) if isinstance(node, list) and part.isdigit() else part
+        try:
+            node = node[index]
+        except (KeyError, IndexError, TypeError):
+            if isinstance(node, dict):
+                node = node.setdefault(part, {})
+            else:
+                raise ForgetlessError(f"override '{override}': '{'.'.join(parts[: i + 1])}' does not exist", "check the key") from None
+    last = parts[-1]
+    value = yaml.safe_load(raw)
+    if isinstance(node, list) and last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def load_run_config(path: Path, overrides: list[str] | None = None) -> tuple[RunConfig, list[Any]]:
+    """Read, override and validate a run config; returns it with its instantiated methods."""
+    if not path.is_file():
+        raise ForgetlessError(f"config file '{path}' does not exist", "check the path")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ForgetlessError(f"config file '{path}' is not valid YAML: {error}", "fix the YAML syntax") from error
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), ["the file must be a mapping (model:, stages:, methods: ...)"])
+    for override in overrides or []:
+        apply_override(data, override)
+    problems: list[str] = []
+    config = None
+    try:
+        config = RunConfig(**data)
+    except ValidationError as error:
+        problems.extend(_format(error))
+    entries = data.get("methods", [{"name": "full"}])
+    methods, method_problems = build_methods(entries if isinstance(entries, list) else [])
+    if not isinstance(entries, list):
+        method_problems.append("methods: must be a list of method mappings")
+    problems.extend(method_problems)
+    problems.extend(check_references(data, path.parent))
+    if problems or config is None:
+        raise ConfigError(str(path), problems)
+    if config.output_dir is None:
+        config.output_dir = Path("runs") / path.stem
+    return config, methods
+
+
+def check_references(data: dict[str, Any], base_dir: Path) -> list[str]:
+    """Files and suites the config names must exist: found now, not after the model has loaded.
+
+    Works on the raw mapping so these problems are reported even when other fields are invalid.
+    """
+    from forgetless.suites import load_suite
+
+    problems = []
+    stages = data.get("stages") if isinstance(data.get("stages"), list) else []
+    datas = [(f"stages.{i}.data", s.get("data")) for i, s in enumerate(stages) if isinstance(s, dict)]
+    datas.append(("keep", data.get("keep")))
+    for where, entry in datas:
+        sources = entry.get("source") if isinstance(entry, dict) else None
+        for j, raw in enumerate(sources if isinstance(sources, list) else [sources] if sources else []):
+            try:
+                source = Source.parse(raw)
+            except ValueError:
+                continue  # already reported by the model validation
+            if source.path and not (base_dir / Path(source.path).expanduser()).exists():
+                problems.append(f"{where}.source.{j}: path '{source.path}' does not exist (relative to {base_dir})")
+    try:
+        load_suite(str(data.get("suite", "quick")))
+    except ForgetlessError as error:
+        problems.append(f"suite: {error}")
+    return problems

@@ -1,0 +1,148 @@
+"""`forgetless run`: baseline probes -> fine-tune stage by stage -> probes after each stage -> results.
+
+Each stage's held-out data becomes a perplexity probe scored after every stage, which fills the
+accuracy matrix R (score = -log perplexity, higher is better; row 0 is the base model), from which
+BWT, the forgetting measure and forward transfer follow. Only rank 0 evaluates and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from forgetless.config.run import RunConfig
+from forgetless.distributed import barrier, is_main_process
+from forgetless.methods import Method, TrainContext
+from forgetless.metrics import average_accuracy, backward_transfer, forgetting_measure, forward_transfer
+from forgetless.models import LoadedModel, load_model
+from forgetless.paths import write_json_atomic, write_text_atomic
+from forgetless.pipeline.audit import build_audit
+from forgetless.pipeline.evaluate import evaluate, target_probe
+from forgetless.probes import Probe
+from forgetless.report.markdown import audit_markdown
+from forgetless.suites import load_suite
+from forgetless.train.data import load_examples
+from forgetless.train.finetune import FinetuneSettings, finetune
+
+RUN_SCHEMA = "forgetless.run/1"
+
+
+def stage_score(eval_result: dict[str, Any], probe_name: str) -> float:
+    """A stage probe's entry in R: -log(perplexity), so that higher is better like accuracy."""
+    probe = next(p for p in eval_result["probes"] if p["name"] == probe_name)
+    return -math.log(probe["metrics"]["perplexity"]["value"])
+
+
+def transfer_metrics(R: list[list[float]]) -> dict[str, Any]:
+    return {
+        "R": R,
+        "score": "-log perplexity on each stage's held-out data (higher is better); row 0 = base model",
+        "average": average_accuracy(R),
+        "bwt": backward_transfer(R),
+        "forgetting": forgetting_measure(R),
+        "fwt": forward_transfer(R),
+    }
+
+
+def _settings(config: RunConfig, stage_index: int) -> FinetuneSettings:
+    t, stage = config.training, config.stages[stage_index]
+    return FinetuneSettings(
+        steps=stage.steps or t.steps, learning_rate=t.learning_rate, batch_size=t.batch_size,
+        max_length=t.max_length, seed=t.seed, gradient_accumulation=t.gradient_accumulation,
+        warmup_steps=t.warmup_steps, weight_decay=t.weight_decay, save_steps=t.save_steps, bf16=t.bf16,
+        pack=stage.data.format == "pack",
+    )
+
+
+def run(config: RunConfig, methods: list[Method], config_dir: Path, resume: bool = False) -> dict[str, Any] | None:
+    """Run every stage; returns the results on rank 0 (None elsewhere)."""
+    out: Path = config.output_dir  # type: ignore[assignment]  (set by load_run_config)
+    suite = load_suite(config.suite)
+    lm = load_model(config.model, device=config.device)
+    tok = lm.tokenizer
+    keep = load_examples(config.keep, tok, config_dir, "keep data")[0]["text"] if config.keep else []
+    stages, stage_probes = [], []
+    for i, stage in enumerate(config.stages):
+        train, held_out = load_examples(stage.data, tok, config_dir, f"stage '{stage.name}' data")
+        stages.append(train)
+        if held_out:
+            path = out / "data" / f"{stage.name}_heldout.jsonl"
+            if is_main_process():
+                write_text_atomic(path, "".join(json.dumps({"text": t}) + "\n" for t in held_out))
+            stage_probes.append(_stage_probe(path, stage.name))
+    barrier()
+    probes: list[Probe] = [*suite.probes, *stage_probes]
+    if is_main_process():
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(resolved(config, methods), sort_keys=False))
+    baseline = evaluate(lm, suite, extra_probes=stage_probes) if is_main_process() else None
+    evals = [baseline]
+    context = TrainContext(tokenizer=tok, keep_texts=list(keep), seed=config.training.seed, state_dir=out / "state")
+    model = lm.model
+    for i, stage in enumerate(config.stages):
+        context.stage = i
+        stage_dir = out / f"stage-{i + 1}-{stage.name}"
+        model, training = finetune(model, tok, stages[i], stage_dir / "checkpoints", _settings(config, i),
+                                   methods, context, resume=resume)
+        if is_main_process():
+            model.save_pretrained(stage_dir / "model")
+            tok.save_pretrained(stage_dir / "model")
+            tuned = LoadedModel(model, tok, str(stage_dir / "model"), "folder", {"dtype": lm.details["dtype"]})
+            stage_eval = evaluate(tuned, suite, extra_probes=stage_probes)
+            stage_eval["training"] = training
+            write_json_atomic(stage_dir / "eval.json", stage_eval)
+            evals.append(stage_eval)
+        barrier()
+    if not is_main_process():
+        return None
+    return _write_results(config, methods, probes, evals, [p.config.name for p in stage_probes], out)
+
+
+def _stage_probe(path: Path, stage_name: str) -> Probe:
+    probe = target_probe(str(path))
+    probe.config = probe.config.model_copy(update={"name": f"stage_{stage_name}", "description": f"held-out {stage_name}"})
+    return probe
+
+
+def resolved(config: RunConfig, methods: list[Method]) -> dict[str, Any]:
+    """The config as it ran: defaults filled in, overrides applied, every method's full settings."""
+    data = config.model_dump(mode="json")
+    data["methods"] = [m.config.model_dump(mode="json") for m in methods]
+    return data
+
+
+def _write_results(config: RunConfig, methods: list[Method], probes: list[Probe], evals: list[dict[str, Any]],
+                   stage_probe_names: list[str], out: Path) -> dict[str, Any]:
+    audit = build_audit(probes, evals[0], evals[-1])
+    R = [[stage_score(e, name) for name in stage_probe_names] for e in evals] if stage_probe_names else []
+    result = {
+        "schema": RUN_SCHEMA,
+        "config": resolved(config, methods),
+        "baseline": evals[0],
+        "stages": evals[1:],
+        "final": audit,
+        "transfer": transfer_metrics(R) if R else None,
+    }
+    write_json_atomic(out / "results.json", result)
+    write_text_atomic(out / "summary.md", run_markdown(result))
+    return result
+
+
+def run_markdown(result: dict[str, Any]) -> str:
+    methods = ", ".join(m["name"] for m in result["config"]["methods"])
+    lines = [f"# forgetless run: {result['config']['model']} with {methods}", ""]
+    transfer = result["transfer"]
+    if transfer:
+        lines += ["## Stages", "", f"Score: {transfer['score']}.", ""]
+        names = [s["name"] for s in result["config"]["stages"]]
+        lines += ["| after | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for i, row in enumerate(transfer["R"]):
+            label = "base" if i == 0 else names[i - 1]
+            lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
+        lines += ["", f"BWT {transfer['bwt']:+.4f}, forgetting {transfer['forgetting']:+.4f}, "
+                  f"FWT {transfer['fwt']:+.4f}, average {transfer['average']:.4f}", ""]
+    body = audit_markdown(result["final"]).split("\n", 1)[1]  # drop the audit's own title
+    return "\n".join(lines + ["## Final model against the base", body])
