@@ -8,6 +8,7 @@ groups and callbacks) -> finish.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,11 +107,26 @@ def finetune(
         methods=methods,
     )
     checkpoint = get_last_checkpoint(str(output_dir)) if resume and Path(output_dir).is_dir() else None
-    output = trainer.train(resume_from_checkpoint=checkpoint)
+    finished = _finished_state(checkpoint, settings.steps)
+    if finished is not None:
+        # Resuming a checkpoint that already reached max_steps would train one step more
+        # (transformers' loop checks the end after a step): load it instead.
+        trainer._load_from_checkpoint(checkpoint)
+        trainer.state.log_history = finished["log_history"]
+        metrics: dict[str, Any] = {"resumed_finished_checkpoint": checkpoint}
+    else:
+        metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
     model.eval()
     for method in methods:
         method.end_stage(model, context)
     for method in methods:
         model = method.finish(model, context)
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    return model, {**output.metrics, "loss_curve": losses}
+    return model, {**metrics, "loss_curve": losses}
+
+
+def _finished_state(checkpoint: str | None, steps: int) -> dict[str, Any] | None:
+    if checkpoint is None:
+        return None
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return state if state.get("global_step", 0) >= steps else None
