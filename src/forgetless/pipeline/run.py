@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from forgetless.config.run import RunConfig
-from forgetless.distributed import barrier, is_main_process
+from forgetless.distributed import barrier, is_main_process, world_size
 from forgetless.methods import Method, TrainContext
 from forgetless.metrics import average_accuracy, backward_transfer, forgetting_measure, forward_transfer
 from forgetless.models import LoadedModel, load_model
@@ -125,6 +125,7 @@ def _write_results(config: RunConfig, methods: list[Method], probes: list[Probe]
         "stages": evals[1:],
         "final": audit,
         "transfer": transfer_metrics(R) if R else None,
+        "world_size": world_size(),
     }
     write_json_atomic(out / "results.json", result)
     write_text_atomic(out / "summary.md", run_markdown(result))

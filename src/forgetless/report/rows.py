@@ -36,7 +36,7 @@ def audit_rows(result: dict[str, Any]) -> list[list[str]]:
     rows = []
     for c in result["comparisons"]:
         interval = f"[{c['low']:+.4f}, {c['high']:+.4f}]" if c["low"] is not None else ""
-        p = "" if c["p_value"] is None else f"{c['p_value']:.3g}"
+        p = "" if c["p_value"] is None else "<0.001" if c["p_value"] < 0.001 else f"{c['p_value']:.3g}"
         label = c["probe"] + (" (target)" if c["role"] == "target" else "")
         rows.append(
             [

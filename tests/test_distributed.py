@@ -1,0 +1,45 @@
+"""Two processes on CPU (torchrun, gloo) run a tiny `run` end to end like one process does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tests.test_run import write_config
+
+TRAINING = {"steps": 6, "learning_rate": 5e-3, "max_length": 48, "save_steps": 100}
+
+
+def launch(config: Path, processes: int, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FORGETLESS_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "forgetless", "run", str(config)]
+    if processes > 1:
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+                   "--master_port", "29517", "-m", "forgetless", "run", str(config)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=config.parent)
+
+
+def test_two_processes_match_one(tiny_model, tiny_suite, tmp_path) -> None:  # noqa: ANN001
+    results = {}
+    for name, processes, batch in (("one", 1, 8), ("two", 2, 4)):  # same global batch of 8
+        (tmp_path / name).mkdir()
+        config = write_config(tmp_path / name, tiny_model, tiny_suite, methods=[{"name": "distill"}],
+                              output_dir=str(tmp_path / name / "run"), training={**TRAINING, "batch_size": batch})
+        done = launch(config, processes, tmp_path / "cache")
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert done.stdout.count("final model against the base") == 1  # only rank 0 reports
+        results[name] = json.loads((tmp_path / name / "run" / "results.json").read_text())
+    assert results["one"]["world_size"] == 1 and results["two"]["world_size"] == 2
+    # The baseline is the same model on the same items: equal, and cached for the second launch.
+    assert results["two"]["transfer"]["R"][0] == results["one"]["transfer"]["R"][0]
+    # Training sees the same data in a different order across 2 ranks, so the numbers agree
+    # within a tolerance, not bit for bit.
+    np.testing.assert_allclose(results["two"]["transfer"]["R"], results["one"]["transfer"]["R"], rtol=0.05)
+    for name in results:
+        curve = results[name]["stages"][-1]["training"]["loss_curve"]
+        assert len(curve) == 6 and curve[-1][1] < curve[0][1]
