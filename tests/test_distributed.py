@@ -19,8 +19,19 @@ def launch(config: Path, processes: int, cache: Path) -> subprocess.CompletedPro
     env = {**os.environ, "FORGETLESS_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "forgetless", "run", str(config)]
     if processes > 1:
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                   "--master_port", "29517", "-m", "forgetless", "run", str(config)]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(processes),
+            "--master_port",
+            "29517",
+            "-m",
+            "forgetless",
+            "run",
+            str(config),
+        ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=config.parent)
 
 
@@ -28,8 +39,14 @@ def test_two_processes_match_one(tiny_model, tiny_suite, tmp_path) -> None:  # n
     results = {}
     for name, processes, batch in (("one", 1, 8), ("two", 2, 4)):  # same global batch of 8
         (tmp_path / name).mkdir()
-        config = write_config(tmp_path / name, tiny_model, tiny_suite, methods=[{"name": "distill"}],
-                              output_dir=str(tmp_path / name / "run"), training={**TRAINING, "batch_size": batch})
+        config = write_config(
+            tmp_path / name,
+            tiny_model,
+            tiny_suite,
+            methods=[{"name": "distill"}],
+            output_dir=str(tmp_path / name / "run"),
+            training={**TRAINING, "batch_size": batch},
+        )
         done = launch(config, processes, tmp_path / "cache")
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert done.stdout.count("final model against the base") == 1  # only rank 0 reports

@@ -68,7 +68,9 @@ def test_overrides_and_validate(tiny_model, tiny_suite, tmp_path) -> None:  # no
 
 def test_every_problem_at_once(tiny_model, tiny_suite, tmp_path) -> None:  # noqa: ANN001
     config = write_config(
-        tmp_path, tiny_model, tiny_suite,
+        tmp_path,
+        tiny_model,
+        tiny_suite,
         methods=[{"name": "replya"}, {"name": "replay", "ratio": 2}, {"name": "distill", "colour": 1}],
         training={"steps": 0, "learning_rat": 1},
         stages=[{"name": "a", "data": {"source": "missing.jsonl"}}],
@@ -78,7 +80,8 @@ def test_every_problem_at_once(tiny_model, tiny_suite, tmp_path) -> None:  # noq
         load_run_config(config)
     text = str(caught.value)
     for expected in [
-        "methods.0.name: unknown method 'replya'", "did you mean 'replay'",
+        "methods.0.name: unknown method 'replya'",
+        "did you mean 'replay'",
         "methods.1.ratio: Input should be less than 1 (got 2)",
         "methods.2.colour: Extra inputs are not permitted",
         "training.steps: Input should be greater than 0 (got 0)",

@@ -26,7 +26,10 @@ NEW_STEPS, NEW_LR = 40, 3e-3
 
 def new_task(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
-    return [" ".join(f"{a} + {b} = {a + b} ;" for a, b in [(rng.randint(0, 9), rng.randint(0, 9)) for _ in range(4)]) for _ in range(n)]
+    return [
+        " ".join(f"{a} + {b} = {a + b} ;" for a, b in [(rng.randint(0, 9), rng.randint(0, 9)) for _ in range(4)])
+        for _ in range(n)
+    ]
 
 
 OLD_TRAIN, OLD_HELD = sentences(400, seed=11), [" ".join(sentences(3, seed=500 + i)) for i in range(32)]

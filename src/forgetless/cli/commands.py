@@ -85,8 +85,10 @@ def run_ls(what: str) -> None:
     if what == "methods":
         from forgetless.methods import METHODS
 
-        rows = [[name, (sys.modules[METHODS.get(name).__module__].__doc__ or "").strip().splitlines()[0]]
-                for name in METHODS.names()]
+        rows = [
+            [name, (sys.modules[METHODS.get(name).__module__].__doc__ or "").strip().splitlines()[0]]
+            for name in METHODS.names()
+        ]
         print_table("methods", ["method", "what it does"], rows)
     elif what == "probes":
         rows = []
@@ -112,8 +114,10 @@ def run_validate(config: Path, overrides: list[str]) -> None:
     from forgetless.pipeline.run import resolved
 
     loaded, methods = load_run_config(config, overrides)
-    out.print(f"[green]{config} is valid[/]: {len(loaded.stages)} stage(s), methods "
-              + ", ".join(m.config.name for m in methods))
+    out.print(
+        f"[green]{config} is valid[/]: {len(loaded.stages)} stage(s), methods "
+        + ", ".join(m.config.name for m in methods)
+    )
     out.print(yaml.safe_dump(resolved(loaded, methods), sort_keys=False))
 
 

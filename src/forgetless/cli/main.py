@@ -106,13 +106,16 @@ def ls_command(what: Annotated[str, typer.Argument(help="methods, probes or suit
 
 
 ConfigPath = Annotated[Path, typer.Argument(metavar="CONFIG", help="Run config YAML.")]
-Overrides = Annotated[list[str] | None, typer.Argument(metavar="[KEY=VALUE]...", help="Overrides, e.g. training.steps=20.")]
+Overrides = Annotated[
+    list[str] | None, typer.Argument(metavar="[KEY=VALUE]...", help="Overrides, e.g. training.steps=20.")
+]
 
 
 @app.command("run")
 @friendly
 def run_command(
-    config: ConfigPath, overrides: Overrides = None,
+    config: ConfigPath,
+    overrides: Overrides = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoints of an interrupted run.")] = False,
 ) -> None:
     """Baseline probes, fine-tune every stage with the configured methods, probes after each stage, results."""

@@ -32,7 +32,9 @@ class DataConfig(Strict):
     prompt: str = "{{ prompt }}"  # templates for `chat`: loss on the response only
     response: str = "{{ response }}"
     limit: int | None = Field(default=None, gt=0)
-    held_out: int = Field(default=0, ge=0, description="last N records kept out of training, scored as this stage's probe")
+    held_out: int = Field(
+        default=0, ge=0, description="last N records kept out of training, scored as this stage's probe"
+    )
     seed: int = 1234
 
     @field_validator("source", mode="before")
@@ -125,7 +127,9 @@ def apply_override(data: dict[str, Any], override: str) -> None:
             if isinstance(node, dict):
                 node = node.setdefault(part, {})
             else:
-                raise ForgetlessError(f"override '{override}': '{'.'.join(parts[: i + 1])}' does not exist", "check the key") from None
+                raise ForgetlessError(
+                    f"override '{override}': '{'.'.join(parts[: i + 1])}' does not exist", "check the key"
+                ) from None
     last = parts[-1]
     value = yaml.safe_load(raw)
     if isinstance(node, list) and last.isdigit():

@@ -48,8 +48,14 @@ class Method:
 
     config_class: type[MethodConfig] = MethodConfig
     hooks = (
-        "prepare_model", "parameter_groups", "training_data", "penalty", "callbacks",
-        "end_stage", "finish", "validate",
+        "prepare_model",
+        "parameter_groups",
+        "training_data",
+        "penalty",
+        "callbacks",
+        "end_stage",
+        "finish",
+        "validate",
     )
 
     def __init__(self, config: MethodConfig) -> None:

@@ -48,7 +48,9 @@ class Replay(Method):
         rng = random.Random(context.seed + context.stage)
         order = rng.sample(pool, len(pool))
         replayed = [order[i % len(order)] for i in range(count)]
-        mixed = datasets.concatenate_datasets([dataset.select_columns(["text"]), datasets.Dataset.from_dict({"text": replayed})])
+        mixed = datasets.concatenate_datasets(
+            [dataset.select_columns(["text"]), datasets.Dataset.from_dict({"text": replayed})]
+        )
         return mixed.shuffle(seed=context.seed + context.stage)
 
     def end_stage(self, model: Any, context: TrainContext) -> None:

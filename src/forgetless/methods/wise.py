@@ -42,7 +42,9 @@ class Wise(Method):
         lora_b = [(n, p) for n, p in model.named_parameters() if "lora_B" in n]
         if lora_b:
             if any(getattr(c, "use_dora", False) for c in getattr(model, "peft_config", {}).values()):
-                raise ForgetlessError("wise cannot interpolate a DoRA adapter linearly", "use plain LoRA, or drop `wise`")
+                raise ForgetlessError(
+                    "wise cannot interpolate a DoRA adapter linearly", "use plain LoRA, or drop `wise`"
+                )
             for _, p in lora_b:
                 p.mul_(alpha)
             return model

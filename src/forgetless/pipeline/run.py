@@ -51,9 +51,16 @@ def transfer_metrics(R: list[list[float]]) -> dict[str, Any]:
 def _settings(config: RunConfig, stage_index: int) -> FinetuneSettings:
     t, stage = config.training, config.stages[stage_index]
     return FinetuneSettings(
-        steps=stage.steps or t.steps, learning_rate=t.learning_rate, batch_size=t.batch_size,
-        max_length=t.max_length, seed=t.seed, gradient_accumulation=t.gradient_accumulation,
-        warmup_steps=t.warmup_steps, weight_decay=t.weight_decay, save_steps=t.save_steps, bf16=t.bf16,
+        steps=stage.steps or t.steps,
+        learning_rate=t.learning_rate,
+        batch_size=t.batch_size,
+        max_length=t.max_length,
+        seed=t.seed,
+        gradient_accumulation=t.gradient_accumulation,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        save_steps=t.save_steps,
+        bf16=t.bf16,
         pack=stage.data.format == "pack",
     )
 
@@ -66,7 +73,7 @@ def run(config: RunConfig, methods: list[Method], config_dir: Path, resume: bool
     tok = lm.tokenizer
     keep = load_examples(config.keep, tok, config_dir, "keep data")[0]["text"] if config.keep else []
     stages, stage_probes = [], []
-    for i, stage in enumerate(config.stages):
+    for stage in config.stages:
         train, held_out = load_examples(stage.data, tok, config_dir, f"stage '{stage.name}' data")
         stages.append(train)
         if held_out:
@@ -85,8 +92,9 @@ def run(config: RunConfig, methods: list[Method], config_dir: Path, resume: bool
     for i, stage in enumerate(config.stages):
         context.stage = i
         stage_dir = out / f"stage-{i + 1}-{stage.name}"
-        model, training = finetune(model, tok, stages[i], stage_dir / "checkpoints", _settings(config, i),
-                                   methods, context, resume=resume)
+        model, training = finetune(
+            model, tok, stages[i], stage_dir / "checkpoints", _settings(config, i), methods, context, resume=resume
+        )
         if is_main_process():
             model.save_pretrained(stage_dir / "model")
             tok.save_pretrained(stage_dir / "model")
@@ -103,7 +111,9 @@ def run(config: RunConfig, methods: list[Method], config_dir: Path, resume: bool
 
 def _stage_probe(path: Path, stage_name: str) -> Probe:
     probe = target_probe(str(path))
-    probe.config = probe.config.model_copy(update={"name": f"stage_{stage_name}", "description": f"held-out {stage_name}"})
+    probe.config = probe.config.model_copy(
+        update={"name": f"stage_{stage_name}", "description": f"held-out {stage_name}"}
+    )
     return probe
 
 
@@ -114,8 +124,14 @@ def resolved(config: RunConfig, methods: list[Method]) -> dict[str, Any]:
     return data
 
 
-def _write_results(config: RunConfig, methods: list[Method], probes: list[Probe], evals: list[dict[str, Any]],
-                   stage_probe_names: list[str], out: Path) -> dict[str, Any]:
+def _write_results(
+    config: RunConfig,
+    methods: list[Method],
+    probes: list[Probe],
+    evals: list[dict[str, Any]],
+    stage_probe_names: list[str],
+    out: Path,
+) -> dict[str, Any]:
     audit = build_audit(probes, evals[0], evals[-1])
     R = [[stage_score(e, name) for name in stage_probe_names] for e in evals] if stage_probe_names else []
     result = {
@@ -143,7 +159,11 @@ def run_markdown(result: dict[str, Any]) -> str:
         for i, row in enumerate(transfer["R"]):
             label = "base" if i == 0 else names[i - 1]
             lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
-        lines += ["", f"BWT {transfer['bwt']:+.4f}, forgetting {transfer['forgetting']:+.4f}, "
-                  f"FWT {transfer['fwt']:+.4f}, average {transfer['average']:.4f}", ""]
+        lines += [
+            "",
+            f"BWT {transfer['bwt']:+.4f}, forgetting {transfer['forgetting']:+.4f}, "
+            f"FWT {transfer['fwt']:+.4f}, average {transfer['average']:.4f}",
+            "",
+        ]
     body = audit_markdown(result["final"]).split("\n", 1)[1]  # drop the audit's own title
     return "\n".join(lines + ["## Final model against the base", body])

@@ -64,8 +64,13 @@ def tokenize_examples(dataset: Any, tokenizer: Any, max_length: int, pack: bool)
         dataset = dataset.add_column("prompt_chars", [0] * len(dataset))
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        enc = tokenizer(batch["text"], truncation=not pack, max_length=None if pack else max_length,
-                        return_offsets_mapping=True, add_special_tokens=not pack)
+        enc = tokenizer(
+            batch["text"],
+            truncation=not pack,
+            max_length=None if pack else max_length,
+            return_offsets_mapping=True,
+            add_special_tokens=not pack,
+        )
         labels = []
         for ids, offsets, cut in zip(enc["input_ids"], enc["offset_mapping"], batch["prompt_chars"], strict=True):
             labels.append([-100 if end <= cut and cut else token for token, (_, end) in zip(ids, offsets, strict=True)])
@@ -78,4 +83,6 @@ def tokenize_examples(dataset: Any, tokenizer: Any, max_length: int, pack: bool)
     for ids in tokenized["input_ids"]:
         stream.extend([*ids, tokenizer.eos_token_id])
     blocks = [stream[i : i + max_length] for i in range(0, len(stream) - max_length + 1, max_length)] or [stream]
-    return datasets.Dataset.from_dict({"input_ids": blocks, "attention_mask": [[1] * len(b) for b in blocks], "labels": blocks})
+    return datasets.Dataset.from_dict(
+        {"input_ids": blocks, "attention_mask": [[1] * len(b) for b in blocks], "labels": blocks}
+    )

@@ -67,7 +67,11 @@ def finetune(
 
     methods = methods or []
     context = context or TrainContext(tokenizer=tokenizer, seed=settings.seed)
-    context.total_steps, context.max_length, context.batch_size = settings.steps, settings.max_length, settings.batch_size
+    context.total_steps, context.max_length, context.batch_size = (
+        settings.steps,
+        settings.max_length,
+        settings.batch_size,
+    )
     set_seed(settings.seed)
     for method in methods:
         model = method.prepare_model(model, context)

@@ -29,9 +29,14 @@ class ForgetlessTrainer(Trainer):
         # of accumulation steps, so a per-step penalty must be divided here.
         if self.loss_is_scaled_for_ga is not None:
             return bool(self.loss_is_scaled_for_ga)
-        return bool(self.model_accepts_loss_kwargs and num_items_in_batch is not None) or self.compute_loss_func is not None
+        return (
+            bool(self.model_accepts_loss_kwargs and num_items_in_batch is not None)
+            or self.compute_loss_func is not None
+        )
 
-    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if not torch.isfinite(loss.detach()).all():
             raise ForgetlessError(
@@ -65,7 +70,9 @@ class ForgetlessTrainer(Trainer):
             raise ValueError("two methods both define optimizer parameter groups")
         optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, target)
         optimizer_kwargs.pop("lr", None)  # every group carries its own learning rate
-        self.optimizer = optimizer_cls(groups[0], **optimizer_kwargs)
+        # Groups that do not set weight decay get the run's, not the optimizer's own default.
+        param_groups = [{"weight_decay": self.args.weight_decay, **g} for g in groups[0]]
+        self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
         return self.optimizer
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
