@@ -4,26 +4,60 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from forgetless.errors import ConfigError
 from forgetless.models import load_model
 from forgetless.pipeline import demo
 from forgetless.train.finetune import FinetuneSettings
 
 
-def test_demo_trains_scores_and_reports(tiny_model, tiny_suite, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+@pytest.fixture
+def tiny_demo(tiny_model, tiny_suite, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.setattr(demo, "load_model", lambda spec: load_model(str(tiny_model), device="cpu"))
-    preset = demo.DemoPreset(
-        str(tiny_suite), FinetuneSettings(steps=3, learning_rate=1e-2, batch_size=4, max_length=32)
-    )
-    monkeypatch.setitem(demo.PRESETS, "quick", preset)
-    result = demo.run_demo(quick=True, out=tmp_path / "demo")
+    settings = FinetuneSettings(steps=3, learning_rate=1e-2, batch_size=4, max_length=32)
+    monkeypatch.setitem(demo.PRESETS, "quick", demo.DemoPreset(str(tiny_suite), settings))
 
-    assert (tmp_path / "demo" / "tuned" / "model.safetensors").is_file()
-    saved = json.loads((tmp_path / "demo" / "audit.json").read_text())
-    assert saved["summary"] == result["summary"]
-    assert saved["training"]["method"] == "full" and len(saved["training"]["loss_curve"]) == 3
-    target = next(c for c in saved["comparisons"] if c["probe"] == "target")
-    # Three steps at a high learning rate on reviews: held-out review perplexity must drop.
-    assert target["after"] < target["before"]
-    assert saved["base"]["model"]["fingerprint"] != saved["tuned"]["model"]["fingerprint"]
+
+def test_demo_compares_methods_from_the_same_base(tiny_demo, tmp_path) -> None:  # noqa: ANN001
+    result = demo.run_demo(quick=True, out=tmp_path / "demo", methods=["full", "replay"])
+    assert set(result["methods"]) == {"full", "replay"}
+    saved = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert saved["schema"] == "forgetless.demo/1"
+    for name in ("full", "replay"):
+        audit = json.loads((tmp_path / "demo" / name / "audit.json").read_text())
+        assert (tmp_path / "demo" / name / "model" / "model.safetensors").is_file()
+        target = next(c for c in audit["comparisons"] if c["probe"] == "target")
+        # Three steps at a high learning rate on reviews: held-out review perplexity must drop.
+        assert target["after"] < target["before"]
+        assert len(audit["training"]["loss_curve"]) == 3
+    full, replay = (result["methods"][n] for n in ("full", "replay"))
+    # Both start from the same base: identical "before" numbers, different "after" numbers.
+    assert full["base"]["probes"] == replay["base"]["probes"]
+    assert full["tuned"]["model"]["fingerprint"] != replay["tuned"]["model"]["fingerprint"]
+    markdown = (tmp_path / "demo" / "demo.md").read_text()
+    assert "| full | target (target) | perplexity |" in markdown and "| replay |" in markdown
     held_out = (tmp_path / "demo" / "data" / "sst2_heldout.jsonl").read_text().splitlines()
     assert len(held_out) == demo.HELD_OUT and "Sentiment:" in held_out[0]
+
+
+def test_keep_texts_avoid_the_scored_passages() -> None:
+    """Replayed prose must not be the prose the suite scores, or replay would game the probe."""
+    from forgetless.data.sources import load_records, select_items
+    from forgetless.suites import load_suite
+
+    suite = load_suite("quick")
+    keep = demo.keep_texts(suite)
+    probe = suite.probe("lambada_ppl").config
+    records = load_records([demo.LAMBADA])
+    scored = {
+        records[i]["request"]["context"] + records[i]["request"]["continuation"]
+        for i in select_items(len(records), probe.limit, probe.seed)
+    }
+    assert len(keep) == demo.KEEP and len(scored) == probe.limit
+    assert not scored & set(keep)
+
+
+def test_unknown_demo_method(tiny_demo, tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(ConfigError, match="unknown demo method"):
+        demo.run_demo(quick=True, out=tmp_path, methods=["ful"])

@@ -136,13 +136,14 @@ def validate_command(config: ConfigPath, overrides: Overrides = None) -> None:
 @app.command("demo")
 @friendly
 def demo_command(
-    quick: Annotated[bool, typer.Option(help="The one-minute suite and fewer training steps.")] = False,
+    quick: Annotated[bool, typer.Option(help="The one-minute probe suite instead of the general one.")] = False,
+    methods: Annotated[str, typer.Option(help="Comma-separated: full, l2sp, replay.")] = "full,l2sp,replay",
     out: Out = None,
 ) -> None:
-    """Evaluate the embedded default model, fine-tune it briefly on SST-2 reviews, audit what it forgot."""
+    """Score SmolLM2-135M, fine-tune it on SST-2 reviews with each method, show what each gained and forgot."""
     from forgetless.pipeline.demo import run_demo
 
-    run_demo(quick=quick, out=out)
+    run_demo(quick=quick, out=out, methods=[m.strip() for m in methods.split(",") if m.strip()])
 
 
 def quiet_libraries() -> None:

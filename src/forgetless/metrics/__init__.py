@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from forgetless.metrics.intervals import (
     PairedDelta,
+    accuracy_interval,
     bootstrap_indices,
     bootstrap_interval,
     mcnemar_exact,
@@ -30,6 +31,7 @@ from forgetless.metrics.transfer import (
 )
 
 __all__ = [
+    "accuracy_interval",
     "PairedDelta",
     "average_accuracy",
     "backward_transfer",

@@ -113,6 +113,19 @@ def normal_interval(value: float, stderr: float, level: float = 0.95) -> tuple[f
     return float(value - z * stderr), float(value + z * stderr)
 
 
+def accuracy_interval(correct: ArrayLike, level: float = 0.95) -> tuple[float, float, float | None, float | None]:
+    """Mean of 0/1 scores with lm-eval's standard error and a normal interval clipped to [0, 1].
+
+    Returns (mean, stderr, low, high); the interval is None for a single item.
+    """
+    values = _as_vector(correct, "correct")
+    mean, stderr = float(values.mean()), mean_stderr(values)
+    if len(values) < 2:
+        return mean, stderr, None, None
+    low, high = normal_interval(mean, stderr, level)
+    return mean, stderr, max(0.0, low), min(1.0, high)
+
+
 def bootstrap_interval(stat_samples: ArrayLike, level: float = 0.95) -> tuple[float, float]:
     """Percentile interval of bootstrap replicates.
 

@@ -16,7 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from forgetless.data.sources import load_records, select_items
-from forgetless.metrics import mean_stderr, normal_interval, paired_accuracy_delta
+from forgetless.metrics import accuracy_interval, paired_accuracy_delta
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions, verdict
 from forgetless.probes.templates import render
 
@@ -104,10 +104,8 @@ class CanaryProbe(Probe):
         has_expect = [bool(p.expect) for p in prompts]
         if any(has_expect):
             scored = [h for h, e in zip(hits, has_expect, strict=True) if e]
-            mean, stderr = float(np.mean(scored)), mean_stderr(scored)
-            metrics["expect_rate"] = Metric(
-                mean, True, stderr, *(normal_interval(mean, stderr) if len(scored) > 1 else (None, None))
-            )
+            mean, stderr, low, high = accuracy_interval(scored)
+            metrics["expect_rate"] = Metric(mean, True, stderr, low, high)
         primary = "expect_rate" if metrics else "generations"
         items = {
             "prompt": [p.prompt for p in prompts],

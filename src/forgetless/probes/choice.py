@@ -17,7 +17,7 @@ from pydantic import model_validator
 
 from forgetless.data.sources import load_records, select_items
 from forgetless.errors import ForgetlessError
-from forgetless.metrics import mean_stderr, normal_interval, paired_accuracy_delta
+from forgetless.metrics import accuracy_interval, paired_accuracy_delta
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions, verdict
 from forgetless.probes.scoring import Request, encode_pair, loglikelihoods, model_max_length
 from forgetless.probes.templates import render
@@ -114,9 +114,7 @@ class ChoiceProbe(Probe):
                 per_item[metric].append(int(pred == item.gold))
         metrics = {}
         for metric in METRICS:
-            values = per_item[metric]
-            mean, stderr = float(np.mean(values)), mean_stderr(values)
-            low, high = normal_interval(mean, stderr) if len(values) > 1 else (None, None)
+            mean, stderr, low, high = accuracy_interval(per_item[metric])
             metrics[metric] = Metric(mean, True, stderr, low, high)
         return ProbeResult(
             self.config.name,

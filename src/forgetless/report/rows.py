@@ -51,3 +51,31 @@ def audit_rows(result: dict[str, Any]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+COMPARE_HEADER = ["method", "probe", "metric", "before", "after", "delta [95% interval]", "verdict"]
+
+
+def comparison_rows(audits: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """One row per method and probe (primary metric only), target first: methods side by side."""
+    rows = []
+    for method, audit in audits.items():
+        primary: dict[str, dict[str, Any]] = {}
+        for c in audit["comparisons"]:
+            primary.setdefault(c["probe"], c)
+        ordered = sorted(primary.values(), key=lambda c: c["role"] != "target")
+        for c in ordered:
+            interval = f" [{c['low']:+.3f}, {c['high']:+.3f}]" if c["low"] is not None else ""
+            label = c["probe"] + (" (target)" if c["role"] == "target" else "")
+            rows.append(
+                [
+                    method,
+                    label,
+                    c["metric"],
+                    _num(c["before"], 3),
+                    _num(c["after"], 3),
+                    f"{c['delta']:+.3f}{interval}",
+                    c["verdict"],
+                ]
+            )
+    return rows
