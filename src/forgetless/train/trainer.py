@@ -40,7 +40,7 @@ class ForgetlessTrainer(Trainer):
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if not torch.isfinite(loss.detach()).all():
             raise ForgetlessError(
-                f"the training loss became {loss.item()} at step {self.state.global_step}",
+                f"the training loss became {loss.item()} at step {self.state.global_step + 1}",
                 "lower the learning rate or check the data; checkpoints up to the last save are kept, "
                 "continue from them with --resume",
             )

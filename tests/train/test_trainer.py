@@ -1,0 +1,70 @@
+"""The Trainer integration: penalties counted once per optimizer step, NaN losses stop the run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from forgetless.errors import ForgetlessError
+from forgetless.methods import Method, MethodConfig
+from forgetless.train.finetune import FinetuneSettings, finetune
+from tests.conftest import sentences
+
+
+class Constant(Method):
+    """A test method whose penalty is a constant times the sum of one weight (known gradient)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(MethodConfig(name="constant"))
+        self.value = value
+
+    def penalty(self, model, inputs, outputs):  # noqa: ANN001, ANN201
+        return self.value * model.lm_head.weight.sum()
+
+
+def load(tiny_model):  # noqa: ANN001, ANN201
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok.pad_token = tok.eos_token
+    return AutoModelForCausalLM.from_pretrained(tiny_model), tok
+
+
+def test_nan_loss_stops_with_a_clear_error(tiny_model, tmp_path) -> None:  # noqa: ANN001
+    model, tok = load(tiny_model)
+    with torch.no_grad():
+        model.lm_head.weight.fill_(float("nan"))
+    settings = FinetuneSettings(steps=2, batch_size=2, max_length=16)
+    with pytest.raises(ForgetlessError, match="training loss became nan at step 1"):
+        finetune(model, tok, sentences(8), tmp_path, settings)
+
+
+@pytest.mark.parametrize("accumulation", [1, 4])
+def test_penalty_gradient_counts_once_per_optimizer_step(tiny_model, tmp_path, accumulation) -> None:  # noqa: ANN001
+    """With SGD and lr 1, a penalty c * sum(W) moves every entry of W by exactly -c per step beyond the
+    LM loss's own update, whatever the gradient accumulation."""
+    moves = {}
+    for value in (0.0, 0.5):
+        model, tok = load(tiny_model)
+        before = model.lm_head.weight.detach().clone()
+        settings = FinetuneSettings(
+            steps=1, batch_size=2, max_length=16, learning_rate=1.0, gradient_accumulation=accumulation
+        )
+        model, _ = finetune_sgd(model, tok, tmp_path / f"{value}-{accumulation}", settings, [Constant(value)])
+        moves[value] = model.lm_head.weight.detach() - before
+    torch.testing.assert_close(moves[0.5] - moves[0.0], torch.full_like(moves[0.0], -0.5), rtol=0, atol=1e-5)
+
+
+def finetune_sgd(model, tok, folder, settings, methods):  # noqa: ANN001, ANN201
+    """finetune() with plain SGD and no gradient clipping, so the update is exactly -lr * grad."""
+    from unittest import mock
+
+    from transformers import TrainingArguments
+
+    original = TrainingArguments.__init__
+
+    def sgd_args(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        kwargs.update(optim="sgd", max_grad_norm=0.0)
+        original(self, *args, **kwargs)
+
+    with mock.patch.object(TrainingArguments, "__init__", sgd_args):
+        return finetune(model, tok, sentences(16), folder, settings, methods)
