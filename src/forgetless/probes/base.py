@@ -85,6 +85,26 @@ class Comparison:
     verdict: str  # improved | forgot | kept | changed | info
     note: str = ""
 
+    @classmethod
+    def paired(cls, result: ProbeResult, metric: str, higher_is_better: bool, d: Any, note: str = "") -> Comparison:
+        """From a metrics.PairedDelta: the verdict follows from its interval and the metric's direction."""
+        return cls(
+            result.name,
+            result.role,
+            metric,
+            higher_is_better,
+            d.before,
+            d.after,
+            d.delta,
+            d.relative,
+            d.low,
+            d.high,
+            d.p_value,
+            d.n,
+            verdict(d.low, d.high, higher_is_better),
+            note,
+        )
+
 
 def verdict(low: float | None, high: float | None, higher_is_better: bool) -> str:
     """'improved' or 'forgot' only when the whole interval of the delta lies on one side of zero."""

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from forgetless.data.sources import load_records, select_items
 from forgetless.metrics import accuracy_interval, paired_accuracy_delta
-from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions, verdict
+from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
 from forgetless.probes.templates import render
 
 
@@ -155,22 +155,5 @@ class CanaryProbe(Probe):
         mask = np.array(before.items["has_expect"], dtype=bool)
         if mask.any():
             d = paired_accuracy_delta(np.array(before.items["hit"])[mask], np.array(after.items["hit"])[mask])
-            out.insert(
-                0,
-                Comparison(
-                    name,
-                    role,
-                    "expect_rate",
-                    True,
-                    d.before,
-                    d.after,
-                    d.delta,
-                    d.relative,
-                    d.low,
-                    d.high,
-                    d.p_value,
-                    d.n,
-                    verdict(d.low, d.high, True),
-                ),
-            )
+            out.insert(0, Comparison.paired(before, "expect_rate", True, d))
         return out

@@ -18,7 +18,7 @@ from pydantic import model_validator
 from forgetless.data.sources import load_records, select_items
 from forgetless.errors import ForgetlessError
 from forgetless.metrics import accuracy_interval, paired_accuracy_delta
-from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions, verdict
+from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
 from forgetless.probes.scoring import Request, encode_pair, loglikelihoods, model_max_length
 from forgetless.probes.templates import render
 
@@ -132,23 +132,7 @@ class ChoiceProbe(Probe):
         out = []
         for metric in metrics:
             d = paired_accuracy_delta(before.items[metric], after.items[metric])
-            out.append(
-                Comparison(
-                    before.name,
-                    before.role,
-                    metric,
-                    True,
-                    d.before,
-                    d.after,
-                    d.delta,
-                    d.relative,
-                    d.low,
-                    d.high,
-                    d.p_value,
-                    d.n,
-                    verdict(d.low, d.high, True),
-                )
-            )
+            out.append(Comparison.paired(before, metric, True, d))
         return out
 
 

@@ -24,7 +24,7 @@ from forgetless.metrics import (
     paired_perplexity_delta,
     perplexity,
 )
-from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions, verdict
+from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
 from forgetless.probes.scoring import Request, loglikelihoods, model_max_length, prefix_token_id
 from forgetless.probes.templates import render
 
@@ -116,22 +116,7 @@ class PerplexityProbe(Probe):
         d = paired_perplexity_delta(nll_b, nll_a, tokens)
         deg_low, deg_high = degradation_interval(nll_b, nll_a, tokens)
         note = f"perplexity degradation {d.relative:+.1%} (95% CI {deg_low:+.1%} to {deg_high:+.1%})"
-        ppl = Comparison(
-            before.name,
-            before.role,
-            "perplexity",
-            False,
-            d.before,
-            d.after,
-            d.delta,
-            d.relative,
-            d.low,
-            d.high,
-            d.p_value,
-            d.n,
-            verdict(d.low, d.high, False),
-            note,
-        )
+        ppl = Comparison.paired(before, "perplexity", False, d, note)
         bpb = before.metrics["bits_per_byte"], after.metrics["bits_per_byte"]
         bpb_cmp = Comparison(
             before.name,
