@@ -125,8 +125,10 @@ def finetune(
         method.end_stage(model, context)
     for method in methods:
         model = method.finish(model, context)
-    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    return model, {**metrics, "loss_curve": losses}
+    logs = trainer.state.log_history
+    losses = [(h["step"], h["loss"]) for h in logs if "loss" in h]
+    penalties = [(h["step"], {k: v for k, v in h.items() if k.startswith("penalty/")}) for h in logs if "loss" in h]
+    return model, {**metrics, "loss_curve": losses, "penalty_curve": [p for p in penalties if p[1]]}
 
 
 def _finished_state(checkpoint: str | None, steps: int) -> dict[str, Any] | None:
