@@ -3,7 +3,10 @@
 Each document is scored in full: the first token is predicted from the tokenizer's prefix token
 (BOS, else EOS) as lm-eval's `loglikelihood_rolling` does. Documents longer than the window are
 scored in windows; each window predicts `stride` new tokens with the tokens before them as context
-(`stride` = window: disjoint windows, lm-eval's behaviour; smaller: more context, slower).
+(`stride` = window: disjoint windows, as lm-eval does; smaller: more context, slower). The window
+is the model's context length capped at 2048 tokens to bound memory, where lm-eval uses the full
+context length (8192 for SmolLM2): documents longer than 2048 tokens then score slightly
+differently (measured: 6530.7 vs 6521.3 nats on a 3,037-token file). Set `max_length` to match.
 """
 
 from __future__ import annotations
