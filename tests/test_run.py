@@ -102,3 +102,9 @@ def test_bad_override_and_missing_file(tmp_path) -> None:  # noqa: ANN001
     (tmp_path / "c.yaml").write_text("stages: []\n")
     with pytest.raises(ForgetlessError, match="not key=value"):
         load_run_config(tmp_path / "c.yaml", ["training.steps"])
+
+
+def test_lora_with_several_stages_is_refused(tiny_model, tiny_suite, tmp_path) -> None:  # noqa: ANN001
+    config = write_config(tmp_path, tiny_model, tiny_suite, methods=[{"name": "lora"}])
+    with pytest.raises(ConfigError, match="lora trains one adapter"):
+        load_run_config(config)

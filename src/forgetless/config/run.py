@@ -162,6 +162,12 @@ def load_run_config(path: Path, overrides: list[str] | None = None) -> tuple[Run
         method_problems.append("methods: must be a list of method mappings")
     problems.extend(method_problems)
     problems.extend(check_references(data, path.parent))
+    stages = data.get("stages")
+    if any(m.config.name == "lora" for m in methods) and isinstance(stages, list) and len(stages) > 1:
+        problems.append(
+            "methods: lora trains one adapter; with several stages it would wrap an adapter in another. "
+            "Run one stage per config (continue from the saved adapter), or use full-weight methods"
+        )
     if problems or config is None:
         raise ConfigError(str(path), problems)
     if config.output_dir is None:
