@@ -108,3 +108,22 @@ def test_lora_with_several_stages_is_refused(tiny_model, tiny_suite, tmp_path) -
     config = write_config(tmp_path, tiny_model, tiny_suite, methods=[{"name": "lora"}])
     with pytest.raises(ConfigError, match="lora trains one adapter"):
         load_run_config(config)
+
+
+def test_lora_run_saves_an_adapter_that_loads(tiny_model, tiny_suite, tmp_path) -> None:  # noqa: ANN001
+    from forgetless.models import load_model
+    from forgetless.pipeline.run import run
+
+    config = write_config(
+        tmp_path,
+        tiny_model,
+        tiny_suite,
+        methods=[{"name": "lora", "r": 4, "target_modules": ["q_proj", "v_proj"]}],
+        stages=[{"name": "new", "data": {"source": "new.jsonl", "held_out": 16}}],
+    )
+    loaded, methods = load_run_config(config)
+    result = run(loaded, methods, config.parent)
+    adapter = tmp_path / "run" / "stage-1-new" / "model"
+    assert (adapter / "adapter_config.json").is_file() and not (adapter / "model.safetensors").exists()
+    lm = load_model(str(adapter), device="cpu")
+    assert lm.source == "adapter" and lm.fingerprint == result["stages"][0]["model"]["fingerprint"]
