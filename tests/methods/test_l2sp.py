@@ -9,7 +9,7 @@ from pydantic import ValidationError
 import forgetless.methods.l2sp  # noqa: F401  (registers the method)
 from forgetless.errors import ForgetlessError
 from forgetless.methods import TrainContext
-from forgetless.methods.anchors import weighted_squared_distance
+from forgetless.methods.anchors import add_distance_grad, weighted_squared_distance
 from tests.methods.forgetting_setup import fine_tune_new, make
 
 CONTEXT = TrainContext(tokenizer=None)
@@ -114,6 +114,26 @@ def test_fused_distance_matches_a_loop_and_its_gradient() -> None:
     torch.testing.assert_close(weighted_squared_distance(params, anchors, weights), loop)
     assert torch.autograd.gradcheck(lambda *p: weighted_squared_distance(list(p), anchors, weights), params)
     assert torch.autograd.gradcheck(lambda *p: weighted_squared_distance(list(p), anchors), params)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(("param_dtype", "anchor_dtype"), [(torch.float32, torch.float32), (torch.bfloat16, torch.float32)])
+def test_direct_gradient_equals_autograd(weighted: bool, param_dtype: torch.dtype, anchor_dtype: torch.dtype) -> None:
+    """add_distance_grad adds coef/2 times the autograd gradient into .grad (on top of what is there, or
+    into an empty .grad) and returns the same distance, for float32 and bf16 weights."""
+    torch.manual_seed(0)
+    params = [torch.randn(3, 4).to(param_dtype).requires_grad_(), torch.randn(5).to(param_dtype).requires_grad_()]
+    anchors = [(p.detach().float() + 0.1 * torch.randn(p.shape)).to(anchor_dtype) for p in params]
+    weights = [torch.rand(p.shape) for p in params] if weighted else None
+    coef = 0.3
+    expected_value = weighted_squared_distance(params, anchors, weights)
+    expected_grads = torch.autograd.grad(expected_value, params)
+    params[0].grad = torch.ones_like(params[0])  # an LM gradient already there; params[1] has none
+    value = add_distance_grad(params, anchors, weights, coef)
+    torch.testing.assert_close(value, expected_value.detach().float(), rtol=1e-5, atol=1e-6)
+    tolerance = {"rtol": 1e-2, "atol": 1e-2} if param_dtype == torch.bfloat16 else {}
+    torch.testing.assert_close(params[0].grad, 1 + coef / 2 * expected_grads[0], **tolerance)
+    torch.testing.assert_close(params[1].grad, coef / 2 * expected_grads[1], **tolerance)
 
 
 @pytest.mark.parametrize(

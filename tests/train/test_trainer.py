@@ -54,7 +54,7 @@ def test_penalty_gradient_counts_once_per_optimizer_step(tiny_model, tmp_path, a
     torch.testing.assert_close(moves[0.5] - moves[0.0], torch.full_like(moves[0.0], -0.5), rtol=0, atol=1e-5)
 
 
-def finetune_sgd(model, tok, folder, settings, methods):  # noqa: ANN001, ANN201
+def finetune_sgd(model, tok, folder, settings, methods, context=None):  # noqa: ANN001, ANN201
     """finetune() with plain SGD and no gradient clipping, so the update is exactly -lr * grad."""
     from unittest import mock
 
@@ -67,4 +67,37 @@ def finetune_sgd(model, tok, folder, settings, methods):  # noqa: ANN001, ANN201
         original(self, *args, **kwargs)
 
     with mock.patch.object(TrainingArguments, "__init__", sgd_args):
-        return finetune(model, tok, sentences(16), folder, settings, methods)
+        return finetune(model, tok, sentences(16), folder, settings, methods, context)
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+@pytest.mark.parametrize("config", [{"name": "l2sp", "alpha": 5.0}, {"name": "ewc", "lam": 5.0}])
+def test_direct_penalty_gradient_equals_autograd(tiny_model, tmp_path, monkeypatch, config, accumulation) -> None:  # noqa: ANN001
+    """L2-SP and EWC add their gradient into .grad after the backward pass; the weights after a few
+    SGD steps equal those of the same penalty backpropagated through autograd, and so does the
+    logged penalty (the strength is large so the penalty moves the weights visibly)."""
+    from forgetless.config.run import build_methods
+    from forgetless.methods import TrainContext
+
+    import forgetless.train.trainer as trainer_module
+
+    outcomes = {}
+    for direct in (True, False):
+        if not direct:
+            monkeypatch.setattr(trainer_module, "overrides", lambda method, hook: False)
+        model, tok = load(tiny_model)
+        methods, problems = build_methods([config])
+        assert not problems
+        settings = FinetuneSettings(
+            steps=3, batch_size=2, max_length=16, learning_rate=0.5, gradient_accumulation=accumulation
+        )
+        context = TrainContext(tokenizer=tok, keep_texts=sentences(6), max_length=16)
+        model, metrics = finetune_sgd(model, tok, tmp_path / str(direct), settings, methods, context)
+        outcomes[direct] = (model.state_dict(), metrics["penalty_curve"])
+    (direct_weights, direct_curve), (autograd_weights, autograd_curve) = outcomes[True], outcomes[False]
+    assert direct_curve and direct_curve[-1][1][f"penalty/{config['name']}"] > 0
+    for name, value in autograd_weights.items():
+        torch.testing.assert_close(direct_weights[name], value, rtol=1e-4, atol=1e-6, msg=name)
+    for (step_a, logs_a), (step_b, logs_b) in zip(direct_curve, autograd_curve, strict=True):
+        assert step_a == step_b
+        assert logs_a == pytest.approx(logs_b, rel=1e-4)

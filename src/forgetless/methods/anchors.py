@@ -5,6 +5,11 @@ parameters: w = 1 for L2-SP (Li et al., ICML 2018), w = the diagonal Fisher for 
 et al., PNAS 2017). The sum is computed with `torch._foreach_*` kernels over the whole parameter
 list (a few launches, not several per tensor), and its gradient 2 * w * (theta - anchor) is
 recomputed in backward instead of saving a model-sized difference tensor across the LM backward.
+
+Where the trainer allows it, `add_distance_grad` skips autograd altogether: after the LM backward it
+adds the gradient into each `.grad` through one reused buffer. On a CPU, where nothing overlaps, the
+autograd version's model-sized temporaries cost 0.3-0.4 s per SmolLM2-135M step; this costs about
+a third of that (bench/RESULTS.md, "Training overhead").
 """
 
 from __future__ import annotations
@@ -86,6 +91,54 @@ def weighted_squared_distance(
     if not params:
         raise ValueError("no parameters to regularize")
     return _WeightedSquaredDistance.apply(list(anchors), None if weights is None else list(weights), *params)
+
+
+class _Buffers:
+    """One flat scratch tensor per (device, dtype, slot), grown to the largest parameter and reused."""
+
+    def __init__(self) -> None:
+        self._flat: dict[tuple[torch.device, torch.dtype, int], torch.Tensor] = {}
+
+    def like(self, param: torch.Tensor, dtype: torch.dtype, slot: int) -> torch.Tensor:
+        key = (param.device, dtype, slot)
+        flat = self._flat.get(key)
+        if flat is None or flat.numel() < param.numel():
+            flat = self._flat[key] = torch.empty(param.numel(), dtype=dtype, device=param.device)
+        return flat[: param.numel()].view(param.shape)
+
+
+BUFFERS = _Buffers()  # shared by every anchor method of the process: their steps never overlap
+
+
+@torch.no_grad()
+def add_distance_grad(
+    params: Sequence[torch.Tensor],
+    anchors: Sequence[torch.Tensor],
+    weights: Sequence[torch.Tensor] | None,
+    coef: float,
+) -> torch.Tensor:
+    """p.grad += coef * w * (p - a) for every parameter, in place; returns sum_i w_i (p_i - a_i)^2.
+
+    This is `coef / 2` times the gradient of `weighted_squared_distance`, without autograd: the
+    difference goes through one reused buffer (two with weights), so no model-sized tensor is
+    allocated per step. The returned value is a float32 scalar with no graph, for logging.
+    """
+    if not params:
+        raise ValueError("no parameters to regularize")
+    total = torch.zeros((), dtype=torch.float32, device=params[0].device)
+    for i, (p, a) in enumerate(zip(params, anchors, strict=True)):
+        dtype = torch.promote_types(p.dtype, a.dtype)  # float32 anchors keep bf16 weights' drift exact
+        diff = torch.sub(p, a, out=BUFFERS.like(p, dtype, 0))
+        weighted = diff if weights is None else torch.mul(diff, weights[i], out=BUFFERS.like(p, dtype, 1))
+        flat_d, flat_w = diff.view(-1), weighted.view(-1)
+        if dtype not in (torch.float32, torch.float64):  # bf16 drift: sum it in float32
+            flat_d, flat_w = flat_d.float(), flat_w.float()
+        total += torch.dot(flat_d, flat_w).to(total.device, torch.float32)
+        if p.grad is None:  # a weight the loss did not reach still feels the pull back
+            p.grad = (weighted * coef).to(p.dtype)
+        else:
+            p.grad.add_(weighted, alpha=coef)
+    return total
 
 
 def checked(value: torch.Tensor, method: str) -> torch.Tensor:

@@ -52,6 +52,7 @@ class Method:
         "parameter_groups",
         "training_data",
         "penalty",
+        "add_penalty_grad",
         "callbacks",
         "end_stage",
         "finish",
@@ -79,6 +80,17 @@ class Method:
 
     def penalty(self, model: Any, inputs: dict[str, torch.Tensor], outputs: Any) -> torch.Tensor | None:
         """A term added to the training loss of every step, or None."""
+        return None
+
+    def add_penalty_grad(self, scale: float) -> torch.Tensor | None:
+        """Add `scale` times the gradient of `penalty` into the parameters' `.grad` in place, and return
+        the penalty's value (detached); None when the method has no such shortcut.
+
+        A method that overrides this is called after each backward pass instead of having `penalty`
+        backpropagated, when the parameters' `.grad` are plain tensors (not under DeepSpeed or FSDP,
+        which shard them); the two must give the same update. It saves the autograd graph of a
+        model-sized penalty, which is most of an anchor regularizer's cost on a CPU.
+        """
         return None
 
     def callbacks(self, context: TrainContext) -> list[Any]:

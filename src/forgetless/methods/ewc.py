@@ -34,7 +34,13 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from forgetless.errors import ForgetlessError
-from forgetless.methods.anchors import checked, follow_devices, snapshot, weighted_squared_distance
+from forgetless.methods.anchors import (
+    add_distance_grad,
+    checked,
+    follow_devices,
+    snapshot,
+    weighted_squared_distance,
+)
 from forgetless.methods.base import METHODS, Method, MethodConfig, TrainContext, trainable
 
 
@@ -233,12 +239,20 @@ class EWC(Method):
         return {n: f + self.config.gamma * old[n].to(f.device) if n in old else f for n, f in new.items()}
 
     def penalty(self, model: Any, inputs: dict[str, torch.Tensor], outputs: Any) -> torch.Tensor:
-        if not self._params:
-            raise RuntimeError("ewc.penalty was called before ewc.prepare_model estimated the Fisher")
-        follow_devices(self._anchors, self._params)
-        follow_devices(self._weights, self._params)
+        self._ready("penalty")
         distance = weighted_squared_distance(self._params, self._anchors, self._weights)
         return checked(0.5 * self.config.lam * distance, "ewc")
+
+    def add_penalty_grad(self, scale: float) -> torch.Tensor:
+        self._ready("add_penalty_grad")  # d/dtheta (lam/2) sum F (theta - theta*)^2 = lam F (theta - theta*)
+        distance = add_distance_grad(self._params, self._anchors, self._weights, self.config.lam * scale)
+        return checked(0.5 * self.config.lam * distance, "ewc")
+
+    def _ready(self, hook: str) -> None:
+        if not self._params:
+            raise RuntimeError(f"ewc.{hook} was called before ewc.prepare_model estimated the Fisher")
+        follow_devices(self._anchors, self._params)
+        follow_devices(self._weights, self._params)
 
     def end_stage(self, model: Any, context: TrainContext) -> None:
         # Online EWC carries this stage's F; the next prepare_model re-anchors at the weights it is

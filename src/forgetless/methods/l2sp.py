@@ -23,7 +23,13 @@ import torch
 from pydantic import Field
 
 from forgetless.errors import ForgetlessError
-from forgetless.methods.anchors import checked, follow_devices, snapshot, weighted_squared_distance
+from forgetless.methods.anchors import (
+    add_distance_grad,
+    checked,
+    follow_devices,
+    snapshot,
+    weighted_squared_distance,
+)
 from forgetless.methods.base import METHODS, Method, MethodConfig, TrainContext, trainable
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -64,11 +70,19 @@ class L2SP(Method):
         return model
 
     def penalty(self, model: Any, inputs: dict[str, torch.Tensor], outputs: Any) -> torch.Tensor:
-        if not self._params:
-            raise RuntimeError("l2sp.penalty was called before l2sp.prepare_model took the anchors")
-        follow_devices(self._anchors, self._params)
+        self._ready("penalty")
         distance = weighted_squared_distance(self._params, self._anchors)
         return checked(0.5 * self.config.alpha * distance, "l2sp")
+
+    def add_penalty_grad(self, scale: float) -> torch.Tensor:
+        self._ready("add_penalty_grad")  # d/dtheta (alpha/2)||theta - theta_0||^2 = alpha (theta - theta_0)
+        distance = add_distance_grad(self._params, self._anchors, None, self.config.alpha * scale)
+        return checked(0.5 * self.config.alpha * distance, "l2sp")
+
+    def _ready(self, hook: str) -> None:
+        if not self._params:
+            raise RuntimeError(f"l2sp.{hook} was called before l2sp.prepare_model took the anchors")
+        follow_devices(self._anchors, self._params)
 
     def finish(self, model: Any, context: TrainContext) -> Any:
         self._params, self._anchors = [], []  # free the snapshot once training is over

@@ -4,6 +4,12 @@ Trainer keeps the loop, the optimizer, mixed precision, checkpoints and distribu
 subclass only (1) adds each method's penalty to the loss, scaled so that it counts once per
 optimizer step whatever the gradient accumulation, and (2) lets a method supply the optimizer's
 parameter groups (layer-wise learning rates).
+
+Methods that can add their penalty's gradient straight into `.grad` (L2-SP, EWC: `add_penalty_grad`)
+do so after each backward pass instead, which avoids backpropagating a model-sized penalty. That
+happens after Trainer's backward (and DDP's gradient averaging), before clipping and the optimizer
+step; every rank adds the same term to the same averaged gradient, so ranks stay in step. Under
+DeepSpeed or FSDP, whose gradients are sharded, every penalty goes through autograd.
 """
 
 from __future__ import annotations
@@ -17,12 +23,20 @@ from forgetless.errors import ForgetlessError
 from forgetless.methods.base import Method
 
 
+def overrides(method: Method, hook: str) -> bool:
+    """Whether `method`'s class defines `hook` itself rather than inheriting Method's default."""
+    return getattr(type(method), hook) is not getattr(Method, hook)
+
+
 class ForgetlessTrainer(Trainer):
     def __init__(self, *args: Any, methods: list[Method], **kwargs: Any) -> None:
         self.methods = methods
         self._penalty_sums: dict[str, torch.Tensor] = {}
         self._penalty_steps = 0
+        self._records = 0
         super().__init__(*args, **kwargs)
+        sharded = self.is_deepspeed_enabled or self.is_fsdp_enabled
+        self.direct = [] if sharded else [m for m in methods if overrides(m, "add_penalty_grad")]
 
     def _loss_scaled_for_accumulation(self, num_items_in_batch: Any) -> bool:
         # Mirrors Trainer.training_step: when True, Trainer will not divide the loss by the number
@@ -48,18 +62,41 @@ class ForgetlessTrainer(Trainer):
             bare = self.accelerator.unwrap_model(model)
             terms = []
             for method in self.methods:
-                term = method.penalty(bare, inputs, outputs)
+                term = None if method in self.direct else method.penalty(bare, inputs, outputs)
                 if term is not None:
-                    name = method.config.name
-                    self._penalty_sums[name] = self._penalty_sums.get(name, 0.0) + term.detach()
+                    self._record(method, term)
                     terms.append(term)
             if terms:
-                self._penalty_steps += 1
                 total = torch.stack([t.to(loss.dtype) for t in terms]).sum()
                 if self._loss_scaled_for_accumulation(num_items_in_batch):
                     total = total / self.current_gradient_accumulation_steps
                 loss = loss + total
         return (loss, outputs) if return_outputs else loss
+
+    def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+        records = self._records
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.direct:
+            # Trainer averages the LM gradient over the accumulation steps; each micro-batch adds its
+            # share of the penalty's, times the fp16 loss scale when the gradients carry one.
+            scale = 1.0 / self.current_gradient_accumulation_steps
+            scaler = getattr(self.accelerator, "scaler", None)
+            if scaler is not None and scaler.is_enabled():
+                scale *= float(scaler.get_scale())
+            for method in self.direct:
+                value = method.add_penalty_grad(scale)
+                if value is not None:
+                    self._record(method, value)
+                    # The reported loss includes the penalty, as when it goes through autograd.
+                    loss = loss + value.to(loss.device, loss.dtype) / self.current_gradient_accumulation_steps
+        if self._records > records:  # a step with penalties: they are logged as per-step averages
+            self._penalty_steps += 1
+        return loss
+
+    def _record(self, method: Method, value: torch.Tensor) -> None:
+        name = method.config.name
+        self._penalty_sums[name] = self._penalty_sums.get(name, 0.0) + value.detach()
+        self._records += 1
 
     def create_optimizer(self, model: Any = None) -> Any:
         target = model if model is not None else self.model
