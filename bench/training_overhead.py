@@ -5,8 +5,8 @@ AdamW, grad clip 1.0) on packed standard-library source, batch 4 x 256 tokens, i
 (`ru_maxrss`) is that configuration's alone. Configurations run interleaved (full, l2sp, l2sp-bf16, ewc, full, ...)
 for R rounds; each does W warmup steps then S timed steps, timed by a TrainerCallback (`on_step_begin` ->
 `on_step_end`: forward, penalty, backward, clipping, optimizer step). Ratios are taken against `full` in the same
-round. After training, a callback also times the penalty gradient alone as the trainer applies it (`add_penalty_grad`, or
-the autograd penalty forward + backward for `*-autograd` configs, 3 repeats).
+round. After training, a callback also times the penalty gradient alone as the trainer applies it
+(`add_penalty_grad`, or the autograd penalty forward + backward for `*-autograd` configs, 3 repeats).
 Writes bench/results/training_overhead.json and the generated part of its section in bench/RESULTS.md.
 
     .venv/bin/python bench/training_overhead.py    # 15 runs of 8 steps: ~13 min on 2 idle cores, 40+ min on busy ones
@@ -71,12 +71,11 @@ def child(name: str, args: argparse.Namespace) -> dict:
     import torch
     from transformers import TrainerCallback
 
+    import forgetless.train.trainer as trainer_module
     from forgetless.config.run import build_methods
     from forgetless.methods.base import Method, MethodConfig, TrainContext
     from forgetless.models.loading import load_model
     from forgetless.train.finetune import FinetuneSettings, finetune
-
-    import forgetless.train.trainer as trainer_module
 
     autograd = name.endswith("-autograd")
     if autograd:  # no method counts as adding its gradient directly: every penalty goes through autograd
@@ -115,7 +114,7 @@ def child(name: str, args: argparse.Namespace) -> dict:
                     out["anchor_mb"] = sum(a.numel() * a.element_size() for a in m._anchors) / 2**20
                     out["fisher_mb"] = sum(w.numel() * w.element_size() for w in getattr(m, "_weights", [])) / 2**20
                     times = []
-                    for i in range(4):  # the first, untimed, allocates .grad (zero_grad left None)
+                    for _ in range(4):  # the first, untimed, allocates .grad (zero_grad left None)
                         start = time.perf_counter()
                         if autograd:
                             m.penalty(model, {}, None).backward()

@@ -117,7 +117,9 @@ def test_fused_distance_matches_a_loop_and_its_gradient() -> None:
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize(("param_dtype", "anchor_dtype"), [(torch.float32, torch.float32), (torch.bfloat16, torch.float32)])
+@pytest.mark.parametrize(
+    ("param_dtype", "anchor_dtype"), [(torch.float32, torch.float32), (torch.bfloat16, torch.float32)]
+)
 def test_direct_gradient_equals_autograd(weighted: bool, param_dtype: torch.dtype, anchor_dtype: torch.dtype) -> None:
     """add_distance_grad adds coef/2 times the autograd gradient into .grad (on top of what is there, or
     into an empty .grad) and returns the same distance, for float32 and bf16 weights."""

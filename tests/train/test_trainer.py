@@ -76,10 +76,9 @@ def test_direct_penalty_gradient_equals_autograd(tiny_model, tmp_path, monkeypat
     """L2-SP and EWC add their gradient into .grad after the backward pass; the weights after a few
     SGD steps equal those of the same penalty backpropagated through autograd, and so does the
     logged penalty (the strength is large so the penalty moves the weights visibly)."""
+    import forgetless.train.trainer as trainer_module
     from forgetless.config.run import build_methods
     from forgetless.methods import TrainContext
-
-    import forgetless.train.trainer as trainer_module
 
     outcomes = {}
     for direct in (True, False):
