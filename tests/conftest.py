@@ -86,6 +86,14 @@ def tiny_tuned(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return folder
 
 
+@pytest.fixture(scope="session")
+def old_base(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model after learning the old task (tests/methods/forgetting_setup.py): a base that can forget."""
+    from tests.methods.forgetting_setup import train_old_base
+
+    return train_old_base(tiny_model, tmp_path_factory.mktemp("old-base"))
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own result cache, so no test reads another's results."""

@@ -37,3 +37,14 @@ def barrier() -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+def broadcast(value: object) -> object:
+    """Rank 0's `value` on every rank (the value itself in a single process): decisions taken once."""
+    if not _initialized():
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -62,6 +62,26 @@ class StageConfig(Strict):
     steps: int | None = Field(default=None, gt=0, description="overrides training.steps for this stage")
 
 
+class GuardConfig(Strict):
+    """Watch the run and hold it to a forgetting budget (see forgetless.guard)."""
+
+    watch: bool = Field(default=True, description="score the watched probes during training")
+    probes: str | None = Field(default=None, description="suite whose probes are watched; default: the run's suite")
+    every: int | Literal["auto"] = Field(
+        default="auto", description="check every N steps; auto keeps checks near `overhead` of training time"
+    )
+    overhead: float = Field(default=0.10, gt=0, le=1, description="share of training time auto cadence allows")
+    budget: str | list[str] | None = Field(default=None, description="e.g. '2pt,5%,lambada:10%'")
+    policy: Literal["warn", "stop", "rollback"] = "warn"
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("every must be a positive number of steps, or auto")
+        return value
+
+
 class RunConfig(Strict):
     model: str = "smollm2-135m"
     output_dir: Path | None = None
@@ -70,6 +90,7 @@ class RunConfig(Strict):
     methods: list[dict[str, Any]] = Field(default_factory=lambda: [{"name": "full"}])
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     stages: list[StageConfig] = Field(min_length=1)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
     device: str = "auto"
 
     @model_validator(mode="after")
@@ -196,7 +217,38 @@ def check_references(data: dict[str, Any], base_dir: Path) -> list[str]:
             if source.path and not (base_dir / Path(source.path).expanduser()).exists():
                 problems.append(f"{where}.source.{j}: path '{source.path}' does not exist (relative to {base_dir})")
     try:
-        load_suite(str(data.get("suite", "quick")))
+        suite = load_suite(str(data.get("suite", "quick")))
     except ForgetlessError as error:
         problems.append(f"suite: {error}")
+        suite = None
+    guard = data.get("guard") if isinstance(data.get("guard"), dict) else {}
+    problems.extend(_budget_problems(guard, suite, stages))
+    return problems
+
+
+def _budget_problems(guard: dict[str, Any], suite: Any, stages: list[Any]) -> list[str]:
+    """A budget must parse, name only watched general probes, and use each probe's unit."""
+    from forgetless.guard.budget import Budget, probe_metrics
+    from forgetless.suites import load_suite
+
+    try:
+        budget = Budget.parse(guard.get("budget"))
+    except ForgetlessError as error:
+        return [f"guard.budget: {error.problem}"]
+    if not budget:
+        return []
+    watched = suite
+    if guard.get("probes"):
+        try:
+            watched = load_suite(str(guard["probes"]))
+        except ForgetlessError as error:
+            return [f"guard.probes: {error}"]
+    if watched is None:
+        return []
+    targets = [f"stage_{s.get('name')}" for s in stages if isinstance(s, dict)] + ["target"]
+    problems = [f"guard.{p}" for p in budget.problems(probe_metrics(watched.probes), targets)]
+    if guard.get("watch") is False and guard.get("policy", "warn") != "warn":
+        problems.append(
+            "guard: a stop or rollback policy needs guard.watch: true (the budget is checked while training)"
+        )
     return problems

@@ -16,13 +16,15 @@ import yaml
 
 from forgetless.config.run import RunConfig
 from forgetless.distributed import barrier, is_main_process, world_size
+from forgetless.guard.budget import Budget, over_budget
+from forgetless.guard.watch import Watch, WatchSettings
 from forgetless.methods import Method, TrainContext
 from forgetless.metrics import average_accuracy, backward_transfer, forgetting_measure, forward_transfer
 from forgetless.models import LoadedModel, load_model
 from forgetless.paths import write_json_atomic, write_text_atomic
 from forgetless.pipeline.audit import build_audit
 from forgetless.pipeline.evaluate import evaluate, target_probe
-from forgetless.probes import Probe
+from forgetless.probes import Comparison, Probe
 from forgetless.report.markdown import audit_markdown
 from forgetless.suites import load_suite
 from forgetless.train.data import load_examples
@@ -86,15 +88,25 @@ def run(config: RunConfig, methods: list[Method], config_dir: Path, resume: bool
     if is_main_process():
         write_text_atomic(out / "config.yaml", yaml.safe_dump(resolved(config, methods), sort_keys=False))
     baseline = evaluate(lm, suite, extra_probes=stage_probes) if is_main_process() else None
-    evals = [baseline]
+    watched = load_suite(config.guard.probes) if config.guard.probes else suite
+    watch_base = evaluate(lm, watched, extra_probes=stage_probes) if is_main_process() else None
+    evals, stopped = [baseline], None
     context = TrainContext(tokenizer=tok, keep_texts=list(keep), seed=config.training.seed, state_dir=out / "state")
     model = lm.model
     for i, stage in enumerate(config.stages):
         context.stage = i
         stage_dir = out / f"stage-{i + 1}-{stage.name}"
+        target = f"stage_{stage.name}" if any(p.config.name == f"stage_{stage.name}" for p in stage_probes) else None
+        watch = _watch(config, [*watched.probes, *stage_probes], watch_base, target, stage_dir, tok)
         model, training = finetune(
-            model, tok, stages[i], stage_dir / "checkpoints", _settings(config, i), methods, context, resume=resume
+            *(model, tok, stages[i], stage_dir / "checkpoints", _settings(config, i), methods, context),
+            resume=resume,
+            callbacks=[watch] if watch else None,
         )
+        if watch:
+            training["watch"] = watch.report()
+            if watch.history["stopped"]:
+                stopped = {"stage": stage.name, **watch.history["stopped"]}
         if is_main_process():
             model.save_pretrained(stage_dir / "model")
             tok.save_pretrained(stage_dir / "model")
@@ -104,9 +116,31 @@ def run(config: RunConfig, methods: list[Method], config_dir: Path, resume: bool
             write_json_atomic(stage_dir / "eval.json", stage_eval)
             evals.append(stage_eval)
         barrier()
+        if stopped:  # the guard stopped the run: later stages would start from a model over budget
+            break
     if not is_main_process():
         return None
-    return _write_results(config, methods, probes, evals, [p.config.name for p in stage_probes], out)
+    names = [p.config.name for p in stage_probes]
+    return _write_results(config, methods, probes, evals, names, out, stopped)
+
+
+def _watch(
+    config: RunConfig, probes: list[Probe], baseline: Any, target: str | None, stage_dir: Path, tok: Any
+) -> Watch | None:
+    guard = config.guard
+    if not guard.watch:
+        return None
+    settings = WatchSettings(
+        probes=probes,
+        baseline=baseline,
+        state_dir=stage_dir / "watch",
+        budget=Budget.parse(guard.budget),
+        policy=guard.policy,
+        every=None if guard.every == "auto" else guard.every,
+        overhead=guard.overhead,
+        target=target,
+    )
+    return Watch(settings, tok)
 
 
 def _stage_probe(path: Path, stage_name: str) -> Probe:
@@ -131,9 +165,13 @@ def _write_results(
     evals: list[dict[str, Any]],
     stage_probe_names: list[str],
     out: Path,
+    stopped: dict[str, Any] | None,
 ) -> dict[str, Any]:
     audit = build_audit(probes, evals[0], evals[-1])
-    R = [[stage_score(e, name) for name in stage_probe_names] for e in evals] if stage_probe_names else []
+    done = stage_probe_names[: len(evals) - 1]  # fewer when the guard stopped the run early
+    R = [[stage_score(e, name) for name in done] for e in evals] if done else []
+    budget = Budget.parse(config.guard.budget)
+    final_checks = budget.check([Comparison(**c) for c in audit["comparisons"]])
     result = {
         "schema": RUN_SCHEMA,
         "config": resolved(config, methods),
@@ -141,6 +179,13 @@ def _write_results(
         "stages": evals[1:],
         "final": audit,
         "transfer": transfer_metrics(R) if R else None,
+        "guard": {
+            "budget": str(budget),
+            "policy": config.guard.policy,
+            "stopped": stopped,
+            "final": [c.to_dict() for c in final_checks],
+            "within_budget": not over_budget(final_checks),
+        },
         "world_size": world_size(),
     }
     write_json_atomic(out / "results.json", result)
@@ -165,5 +210,30 @@ def run_markdown(result: dict[str, Any]) -> str:
             f"FWT {transfer['fwt']:+.4f}, average {transfer['average']:.4f}",
             "",
         ]
+    lines += guard_markdown(result["guard"])
     body = audit_markdown(result["final"]).split("\n", 1)[1]  # drop the audit's own title
     return "\n".join(lines + ["## Final model against the base", body])
+
+
+def guard_markdown(guard: dict[str, Any]) -> list[str]:
+    """What the budget said and what the guard did, in words."""
+    if not guard["budget"]:
+        return []
+    lines = ["## Forgetting budget", "", f"Budget `{guard['budget']}`, policy `{guard['policy']}`.", ""]
+    stopped = guard["stopped"]
+    if stopped:
+        what = {"stop": "stopped the run", "rollback": "rolled back and stopped the run"}[stopped["action"]]
+        lines.append(f"- The guard {what} in stage `{stopped['stage']}` at step {stopped['step']}: {stopped['why']}.")
+        if stopped["action"] == "rollback":
+            step = stopped.get("restored_step")
+            lines.append(f"- Restored the weights of step {step} (the best check within budget).")
+    state = "within budget" if guard["within_budget"] else "OVER budget"
+    lines.append(f"- Final model: {state}.")
+    lines += [f"  - {_describe(c)}" for c in guard["final"]]
+    return [*lines, ""]
+
+
+def _describe(check: dict[str, Any]) -> str:
+    from forgetless.guard.budget import BudgetCheck
+
+    return BudgetCheck(**check).describe()

@@ -53,8 +53,12 @@ def finetune(
     methods: list[Method] | None = None,
     context: TrainContext | None = None,
     resume: bool = False,
+    callbacks: list[Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train on `texts` (a list or a `datasets.Dataset` with a `text` column) with `methods`.
+
+    `callbacks` are extra TrainerCallbacks (the guard's watch); one with an `attach` method is given
+    the trainer, so it can log through it.
 
     Returns the model to keep and Trainer's metrics with the loss curve.
     """
@@ -107,9 +111,14 @@ def finetune(
         args=args,
         train_dataset=tokenize_examples(dataset, tokenizer, settings.max_length, settings.pack),
         data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
-        callbacks=[cb for m in methods for cb in m.callbacks(context)] + ([SaveAtEnd()] if settings.save_steps else []),
+        callbacks=[cb for m in methods for cb in m.callbacks(context)]
+        + list(callbacks or [])
+        + ([SaveAtEnd()] if settings.save_steps else []),
         methods=methods,
     )
+    for callback in callbacks or []:
+        if hasattr(callback, "attach"):
+            callback.attach(trainer)
     checkpoint = get_last_checkpoint(str(output_dir)) if resume and Path(output_dir).is_dir() else None
     finished = _finished_state(checkpoint, settings.steps)
     if finished is not None:
@@ -135,4 +144,6 @@ def _finished_state(checkpoint: str | None, steps: int) -> dict[str, Any] | None
     if checkpoint is None:
         return None
     state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
-    return state if state.get("global_step", 0) >= steps else None
+    control = state.get("stateful_callbacks", {}).get("TrainerControl", {}).get("args", {})
+    stopped = control.get("should_training_stop", False)  # the guard stopped the run at this checkpoint
+    return state if state.get("global_step", 0) >= steps or stopped else None

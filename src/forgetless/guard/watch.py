@@ -1,0 +1,235 @@
+"""Watch a fine-tune: score probes during training and hold the run to its forgetting budget.
+
+A TrainerCallback. At watched steps it scores the probes on the weights as they are (rank 0 only;
+results go through the content cache, so the stage's final evaluation reuses the last check), compares
+them item by item with the baseline, checks the budget and follows the policy:
+
+- `warn`: record the breach and go on;
+- `stop`: stop training at this step and keep these weights;
+- `rollback`: restore the best weights that were within budget (most target gain; the latest when
+  there is no target; the starting weights if no check passed) and stop.
+
+The decision is taken once, on rank 0, and broadcast, so every rank stops (and restores the same
+file) at the same step. Every check is logged through `Trainer.log` (so to TensorBoard, W&B or
+MLflow with `report_to`) and saved in `watch.json` with the best weights, so a resumed run keeps its
+history. With `every=None` the cadence is chosen so that checks cost about `overhead` (10%) of the
+training time: the interval is the check's cost over 10% of a step's; the last step is always
+checked, and costs nothing extra when the run's final evaluation scores the same probes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from forgetless.cache import ResultCache
+from forgetless.distributed import broadcast, is_main_process
+from forgetless.guard.budget import Budget, over_budget
+from forgetless.models import LoadedModel
+from forgetless.paths import write_json_atomic
+from forgetless.pipeline.audit import compare_evals
+from forgetless.pipeline.evaluate import score_probe
+from forgetless.probes import Probe, ScoreOptions
+
+POLICIES = ("warn", "stop", "rollback")
+
+
+@dataclass
+class WatchSettings:
+    probes: list[Probe]
+    baseline: dict[str, Any]  # an eval of these probes on the starting weights
+    state_dir: Path  # watch.json and the best weights, kept for resume and the report
+    budget: Budget = field(default_factory=lambda: Budget([]))
+    policy: str = "warn"
+    every: int | None = None  # None: the cadence keeps checks near `overhead` of training time
+    overhead: float = 0.10
+    target: str | None = None  # the probe whose gain picks the rollback point
+    max_length: int | None = None
+
+
+class Watch(TrainerCallback):
+    def __init__(self, settings: WatchSettings, tokenizer: Any, cache: ResultCache | None = None) -> None:
+        if settings.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {settings.policy!r}")
+        self.settings, self.tokenizer = settings, tokenizer
+        self.cache = cache or ResultCache()
+        self.trainer: Any = None
+        self.state_path = Path(settings.state_dir) / "watch.json"
+        self.best_path = Path(settings.state_dir) / "best.safetensors"
+        self.history: dict[str, Any] = _read(self.state_path) or {
+            "points": [],
+            "events": [],
+            "best": None,
+            "stopped": None,
+            "watch_seconds": 0.0,
+            "train_seconds": 0.0,
+        }
+        self._clock: float | None = None
+        self._last_check = 0
+        self._steps_timed = 0
+
+    def attach(self, trainer: Any) -> None:
+        """Given the trainer so checks are logged through `Trainer.log` (and so to `report_to`)."""
+        self.trainer = trainer
+
+    # -- Trainer events ----------------------------------------------------------------------------
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        self._last_check = state.global_step
+        if not self.history["points"] and is_main_process():
+            self._record_start(model)
+        self._clock = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
+        now = time.perf_counter()
+        self.history["train_seconds"] += now - (self._clock or now)
+        self._steps_timed += 1
+        decision = None
+        # Rank 0 decides whether to check (its own timing sets the auto cadence), so all ranks agree.
+        if broadcast(self._due(state.global_step, state.max_steps) if is_main_process() else None):
+            decision = broadcast(self._check(model, state.global_step) if is_main_process() else None)
+            self._last_check = state.global_step
+        if decision and decision["action"] in ("stop", "rollback"):
+            if decision["action"] == "rollback" and decision.get("restore"):
+                from safetensors.torch import load_model
+
+                load_model(model, decision["restore"], device=str(next(model.parameters()).device))
+            control.should_training_stop = True
+            control.should_save = True  # the checkpoint records the stop, so --resume does not train on
+            self.history["stopped"] = decision
+            if is_main_process():
+                write_json_atomic(self.state_path, self.history)
+        self._clock = time.perf_counter()
+        return control
+
+    # -- checks -----------------------------------------------------------------------------------
+
+    def _due(self, step: int, max_steps: int) -> bool:
+        if step >= max_steps:
+            return True
+        if self.settings.every is not None:
+            return step % self.settings.every == 0
+        if self._steps_timed < 2:  # the first step includes warm-up: time a second one first
+            return False
+        step_seconds = self.history["train_seconds"] / self._steps_timed
+        interval = math.ceil(self._check_seconds() / (self.settings.overhead * step_seconds))
+        return step - self._last_check >= max(1, interval)
+
+    def _check_seconds(self) -> float:
+        points = [p for p in self.history["points"] if p["step"] > 0]
+        if points:
+            return points[-1]["seconds"]
+        return sum(p.get("seconds", 0.0) for p in self.settings.baseline["probes"])
+
+    def _score(self, model: Any, label: str) -> dict[str, Any]:
+        was_training = model.training
+        model.eval()
+        try:
+            lm = LoadedModel(model, self.tokenizer, label, "training")
+            options = ScoreOptions(max_length=self.settings.max_length)
+            results = [score_probe(lm, probe, self.cache, options)[0] for probe in self.settings.probes]
+        finally:
+            model.train(was_training)
+        return {"probes": [r.to_dict() for r in results]}
+
+    def _record_start(self, model: Any) -> None:
+        """Step 0: the baseline, within budget by definition; its weights are the last-resort rollback."""
+        point = {"step": 0, "seconds": 0.0, "within": True, "target_change": 0.0, "checks": [], "values": {}}
+        point["values"] = _values(self.settings.baseline)
+        self.history["points"].append(point)
+        if self.settings.policy == "rollback":
+            self._save_best(model, point)
+
+    def _check(self, model: Any, step: int) -> dict[str, Any]:
+        start = time.perf_counter()
+        current = self._score(model, f"step {step}")
+        comparisons = compare_evals(self.settings.probes, self.settings.baseline, current)
+        checks = self.settings.budget.check(comparisons)
+        over = over_budget(checks)
+        target = next((c for c in comparisons if c.probe == self.settings.target), None)
+        point = {
+            "step": step,
+            "values": _values(current),
+            "checks": [c.to_dict() for c in checks],
+            "within": not over,
+            "target_change": None if target is None else target.relative,
+        }
+        action = "continue"
+        if over:
+            action = self.settings.policy if self.settings.policy != "warn" else "warn"
+        elif self.settings.policy == "rollback" and self._better_than_best(point):
+            self._save_best(model, point)
+        point["seconds"] = time.perf_counter() - start
+        self.history["watch_seconds"] += point["seconds"]
+        self.history["points"].append(point)
+        decision = {"action": action, "step": step, "over": [c.to_dict() for c in over]}
+        if over:
+            best = self.history["best"]
+            decision["restore"] = str(self.best_path) if action == "rollback" and best else None
+            decision["restored_step"] = best["step"] if action == "rollback" and best else None
+            decision["why"] = "; ".join(c.describe() for c in over)
+            self.history["events"].append(decision)
+        write_json_atomic(self.state_path, self.history)
+        self._log(point)
+        return decision
+
+    def _better_than_best(self, point: dict[str, Any]) -> bool:
+        best = self.history["best"]
+        if best is None or point["target_change"] is None or best.get("target_change") is None:
+            return True  # no target to rank by: the latest in-budget weights
+        return point["target_change"] <= best["target_change"]  # perplexity change: lower is more gain
+
+    def _save_best(self, model: Any, point: dict[str, Any]) -> None:
+        from safetensors.torch import save_model
+
+        self.best_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.best_path.with_name(self.best_path.name + ".partial")
+        save_model(model, str(partial))
+        os.replace(partial, self.best_path)  # never a half-written file to roll back to
+        self.history["best"] = {"step": point["step"], "target_change": point["target_change"]}
+
+    def _log(self, point: dict[str, Any]) -> None:
+        if self.trainer is None:
+            return
+        logs = {f"watch/{name}/{metric}": value for name, (metric, value) in point["values"].items()}
+        if point["target_change"] is not None:
+            logs["watch/target_change"] = point["target_change"]
+        logs["watch/within_budget"] = float(point["within"])
+        logs["watch/seconds"] = point["seconds"]
+        control = self.trainer.control
+        should_log = control.should_log  # Trainer.log clears it, which would drop this step's loss line
+        self.trainer.log(logs)
+        control.should_log = should_log
+
+    def report(self) -> dict[str, Any]:
+        """What the run's results keep: every check, every breach, what was done, and the cost."""
+        train = self.history["train_seconds"]
+        watch = self.history["watch_seconds"]
+        return {
+            **self.history,
+            "budget": str(self.settings.budget),
+            "policy": self.settings.policy,
+            "probes": [p.config.name for p in self.settings.probes],
+            "overhead": watch / train if train else None,  # checks' time over training's (checks excluded)
+        }
+
+
+def _values(evaluation: dict[str, Any]) -> dict[str, tuple[str, float]]:
+    """Each probe's primary metric and value, for the dynamics over steps."""
+    return {
+        p["name"]: (p["primary"], p["metrics"][p["primary"]]["value"])
+        for p in evaluation["probes"]
+        if p["primary"] in p["metrics"]
+    }
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
