@@ -67,3 +67,29 @@ def test_two_processes_match_one(tiny_model, tiny_suite, tmp_path) -> None:  # n
     )
     assert len(one) == len(two) == 6 and one[0] == two[0] == 0.0  # zero at the anchor, on every rank
     np.testing.assert_allclose(np.mean(two), np.mean(one), rtol=0.3)
+
+
+def test_guard_decides_once_for_both_ranks(old_base, mc_data, tmp_path) -> None:  # noqa: ANN001
+    """Under 2 processes the guard checks on rank 0 and every rank rolls back and stops at the same step
+    (a rank that trained on alone would hang the next gradient all-reduce, and the launch time out)."""
+    from safetensors.torch import load_file
+
+    from tests.guard.guard_setup import write_guarded
+
+    config = write_guarded(
+        tmp_path,
+        old_base,
+        mc_data,
+        {"budget": "5%", "policy": "rollback", "every": 1},
+        training={"steps": 12, "learning_rate": 1e-2, "batch_size": 4, "max_length": 48, "save_steps": 100},
+    )
+    done = launch(config, 2, tmp_path / "cache")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    stopped = results["guard"]["stopped"]
+    assert results["world_size"] == 2 and stopped["action"] == "rollback" and stopped["step"] < 12
+    stage = tmp_path / "run" / "stage-1-new"
+    final, best = load_file(stage / "model" / "model.safetensors"), load_file(stage / "watch" / "best.safetensors")
+    assert all(bool((final[n] == best[n]).all()) for n in final)
+    checkpoint = json.loads(next((stage / "checkpoints").glob("checkpoint-*/trainer_state.json")).read_text())
+    assert checkpoint["global_step"] == stopped["step"]

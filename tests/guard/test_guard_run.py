@@ -131,3 +131,10 @@ def test_budget_problems_are_reported_before_loading(old_base, mc_data, tmp_path
         "'stage_new' is the target",
     ):
         assert expected in " ".join(result.output.split()), result.output
+
+
+def test_command_line_budget_overrides_the_config(old_base, mc_data, tmp_path) -> None:  # noqa: ANN001
+    config = write_guarded(tmp_path, old_base, mc_data, {"budget": "90%", "policy": "warn", "every": 4})
+    results = run(config, "--budget", "5%", "--policy", "stop", "--every", "1")
+    assert results["guard"]["budget"] == "5%" and results["guard"]["policy"] == "stop"
+    assert results["guard"]["stopped"]["step"] < 12

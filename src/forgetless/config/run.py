@@ -73,6 +73,9 @@ class GuardConfig(Strict):
     overhead: float = Field(default=0.10, gt=0, le=1, description="share of training time auto cadence allows")
     budget: str | list[str] | None = Field(default=None, description="e.g. '2pt,5%,lambada:10%'")
     policy: Literal["warn", "stop", "rollback"] = "warn"
+    auto_values: list[float] | None = Field(
+        default=None, min_length=2, description="--auto's candidate strengths; default: the method's usual range"
+    )
 
     @field_validator("every")
     @classmethod
