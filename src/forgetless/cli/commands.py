@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from forgetless.errors import ForgetlessError
 from forgetless.report.terminal import out, print_table, slug, write_outputs
@@ -77,6 +78,36 @@ def run_audit(
     out.print("wrote " + ", ".join(str(p) for p in paths))
 
 
+def run_repair(
+    base_model, tuned_model, budget, suite, target, limit, steps, out_dir, device, dtype, batch_tokens, no_cache, base
+) -> None:  # noqa: ANN001
+    from forgetless.cache import ResultCache
+    from forgetless.pipeline.repair import repair
+    from forgetless.report.repair import curve_table
+
+    loaded, extra = _suite_and_target(suite, target, limit)
+    options = _options(batch_tokens)
+    folder = out_dir or Path("forgetless-out") / f"repair-{slug(tuned_model)}-{loaded.name}"
+    result = repair(
+        base_model,
+        tuned_model,
+        loaded,
+        budget,
+        out=folder,
+        target=extra[0] if extra else None,
+        steps=steps,
+        device=device,
+        dtype=dtype,
+        adapter_base=base,
+        cache=ResultCache(enabled=not no_cache),
+        options=options,
+    )
+    header, rows = curve_table(result)
+    print_table(f"{tuned_model} interpolated with {base_model}, budget {result['budget']}", header, rows)
+    out.print(f"[bold]{result['summary']}[/]")
+    out.print(f"wrote {folder / 'model'}, {folder / 'repair.json'}, {folder / 'repair.md'}")
+
+
 def run_ls(what: str) -> None:
     from forgetless.probes import PROBES
     from forgetless.registry import unknown_name_error
@@ -107,6 +138,27 @@ def run_ls(what: str) -> None:
         raise unknown_name_error("listing", what, ["methods", "probes", "suites"])
 
 
+def run_auto(loaded: Any, config_dir: Path) -> None:
+    from forgetless.guard.auto import auto_search
+
+    report = auto_search(loaded, config_dir)
+    rows = [
+        [
+            str(t["rung"]),
+            str(t["steps"]),
+            f"{t['value']:g}",
+            "-" if t["target_change"] is None else f"{t['target_change']:+.1%}",
+            "yes" if t["within_budget"] else "no",
+        ]
+        for t in report["trials"]
+    ]
+    header = ["rung", "steps", report["field"], "target perplexity change", "within budget"]
+    print_table(f"--auto: {report['method']}.{report['field']}, budget {report['budget']}", header, rows)
+    chosen = report["chosen"]
+    out.print(f"[bold]chose {report['field']} = {chosen['value']:g}[/]; its run: {chosen['run']}")
+    out.print(f"wrote {loaded.output_dir}/auto.json and auto.md")
+
+
 def run_validate(config: Path, overrides: list[str]) -> None:
     import yaml
 
@@ -121,12 +173,14 @@ def run_validate(config: Path, overrides: list[str]) -> None:
     out.print(yaml.safe_dump(resolved(loaded, methods), sort_keys=False))
 
 
-def run_run(config: Path, overrides: list[str], resume: bool) -> None:
+def run_run(config: Path, overrides: list[str], resume: bool, auto: bool = False) -> None:
     from forgetless.config import load_run_config
     from forgetless.pipeline.run import run
     from forgetless.report.rows import AUDIT_HEADER, audit_rows
 
     loaded, methods = load_run_config(config, overrides)  # every error before any model loads
+    if auto:
+        return run_auto(loaded, config.parent)
     result = run(loaded, methods, config.parent, resume=resume)
     if result is None:
         return  # not rank 0: rank 0 prints and writes

@@ -1,4 +1,4 @@
-"""`forgetless eval | audit | ls | demo`: each command parses, calls the library, prints."""
+"""`forgetless eval | audit | repair | ls | demo`: each command parses, calls the library, prints."""
 
 from __future__ import annotations
 
@@ -96,6 +96,33 @@ def audit_command(
     run_audit(base_model, tuned_model, suite, target, limit, out, device, dtype, batch_tokens, no_cache, base)
 
 
+@app.command("repair")
+@friendly
+def repair_command(
+    base_model: Annotated[str, typer.Argument(metavar="BASE", help="The model before fine-tuning.")],
+    tuned_model: Annotated[str, typer.Argument(metavar="TUNED", help="The fine-tuned model (or PEFT LoRA adapter).")],
+    budget: Annotated[
+        str, typer.Option(help="Forgetting budget, e.g. '2pt,5%,lambada:10%' (accuracy points, perplexity %).")
+    ] = "",
+    suite: Suite = "general",
+    target: Target = None,
+    limit: Limit = None,
+    steps: Annotated[int, typer.Option(help="Bisection steps: alpha is exact to 1/2**steps.")] = 4,
+    out: Out = None,
+    device: Device = "auto",
+    dtype: Dtype = "float32",
+    batch_tokens: BatchTokens = 4096,
+    no_cache: NoCache = False,
+    base: AdapterBase = None,
+) -> None:
+    """Interpolate TUNED back toward BASE (WiSE-FT) just enough to meet the budget; write the repaired model."""
+    from forgetless.cli.commands import run_repair
+
+    run_repair(
+        base_model, tuned_model, budget, suite, target, limit, steps, out, device, dtype, batch_tokens, no_cache, base
+    )
+
+
 @app.command("ls")
 @friendly
 def ls_command(what: Annotated[str, typer.Argument(help="methods, probes or suites")]) -> None:
@@ -117,11 +144,29 @@ def run_command(
     config: ConfigPath,
     overrides: Overrides = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoints of an interrupted run.")] = False,
+    budget: Annotated[
+        str | None, typer.Option(help="Forgetting budget, e.g. '2pt,5%,lambada:10%' (sets guard.budget).")
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="On a breach of the budget: warn, stop or rollback (sets guard.policy).")
+    ] = None,
+    every: Annotated[
+        str | None, typer.Option(help="Check the budget every N steps, or auto (sets guard.every).")
+    ] = None,
+    auto: Annotated[
+        bool,
+        typer.Option(
+            help="Choose the strength of l2sp/ewc/replay/lora by successive halving on short runs: the most "
+            "target gain within the budget."
+        ),
+    ] = False,
 ) -> None:
     """Baseline probes, fine-tune every stage with the configured methods, probes after each stage, results."""
     from forgetless.cli.commands import run_run
 
-    run_run(config, overrides or [], resume)
+    guard = {"budget": budget, "policy": policy, "every": every}
+    extra = [f"guard.{key}={value}" for key, value in guard.items() if value is not None]
+    run_run(config, [*(overrides or []), *extra], resume, auto)
 
 
 @app.command("validate")

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from forgetless.errors import ForgetlessError
 from forgetless.methods.base import METHODS, Method, MethodConfig, TrainContext, trainable
+from forgetless.models.interpolate import check_linear_adapter, interpolate_, lora_b, scale_lora_
 
 
 class WiseConfig(MethodConfig):
@@ -36,20 +36,11 @@ class Wise(Method):
         self.anchor = {name: p.detach().clone() for name, p in trainable(model)}
         return model
 
-    @torch.no_grad()
     def finish(self, model: Any, context: TrainContext) -> Any:
-        alpha = self.config.alpha
-        lora_b = [(n, p) for n, p in model.named_parameters() if "lora_B" in n]
-        if lora_b:
-            if any(getattr(c, "use_dora", False) for c in getattr(model, "peft_config", {}).values()):
-                raise ForgetlessError(
-                    "wise cannot interpolate a DoRA adapter linearly", "use plain LoRA, or drop `wise`"
-                )
-            for _, p in lora_b:
-                p.mul_(alpha)
+        if lora_b(model):
+            check_linear_adapter(model, "use plain LoRA, or drop `wise`")
+            scale_lora_(model, self.config.alpha)
             return model
-        for name, p in model.named_parameters():
-            if name in self.anchor:
-                p.lerp_(self.anchor[name].to(p.device), 1 - alpha)  # p + (1 - alpha) * (anchor - p)
+        interpolate_(model, self.anchor, self.config.alpha)  # only the trainable weights moved
         self.anchor = {}
         return model
