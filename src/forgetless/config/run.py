@@ -54,6 +54,9 @@ class TrainingConfig(Strict):
     save_steps: int = Field(default=50, gt=0, description="checkpoint cadence; a killed run resumes from the last one")
     seed: int = 0
     bf16: bool = False
+    report_to: list[str] = Field(
+        default_factory=list, description="Trainer integrations to log to: tensorboard, wandb, mlflow ..."
+    )
 
 
 class StageConfig(Strict):

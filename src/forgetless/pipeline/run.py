@@ -64,6 +64,7 @@ def _settings(config: RunConfig, stage_index: int) -> FinetuneSettings:
         save_steps=t.save_steps,
         bf16=t.bf16,
         pack=stage.data.format == "pack",
+        report_to=t.report_to,
     )
 
 
@@ -211,6 +212,7 @@ def run_markdown(result: dict[str, Any]) -> str:
             "",
         ]
     lines += guard_markdown(result["guard"])
+    lines += watch_markdown(result["stages"])
     body = audit_markdown(result["final"]).split("\n", 1)[1]  # drop the audit's own title
     return "\n".join(lines + ["## Final model against the base", body])
 
@@ -231,6 +233,20 @@ def guard_markdown(guard: dict[str, Any]) -> list[str]:
     lines.append(f"- Final model: {state}.")
     lines += [f"  - {_describe(c)}" for c in guard["final"]]
     return [*lines, ""]
+
+
+def watch_markdown(stages: list[dict[str, Any]]) -> list[str]:
+    """How often each stage was checked during training and what the checks cost."""
+    lines = []
+    for stage in stages:
+        watch = stage.get("training", {}).get("watch")
+        if not watch:
+            continue
+        checks = [p for p in watch["points"] if p["step"] > 0]
+        share = f" ({watch['overhead']:.0%} of the training time)" if watch["overhead"] is not None else ""
+        steps = ", ".join(str(p["step"]) for p in checks)
+        lines.append(f"- {len(checks)} checks during training (steps {steps}): {watch['watch_seconds']:.1f} s{share}.")
+    return ["## Watch", "", *lines, ""] if lines else []
 
 
 def _describe(check: dict[str, Any]) -> str:

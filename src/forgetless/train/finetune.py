@@ -42,6 +42,7 @@ class FinetuneSettings:
     save_steps: int | None = None  # checkpoint cadence; None saves no checkpoints
     bf16: bool = False
     pack: bool = False  # concatenate examples into full blocks (continued pre-training)
+    report_to: list[str] | None = None  # Trainer integrations (tensorboard, wandb, mlflow...); None: none
 
 
 def finetune(
@@ -99,7 +100,7 @@ def finetune(
         save_steps=settings.save_steps or 500,
         save_total_limit=2,
         bf16=settings.bf16,
-        report_to=[],
+        report_to=settings.report_to or [],
         seed=settings.seed,
         data_seed=settings.seed,
         disable_tqdm=not sys.stderr.isatty(),
