@@ -1,0 +1,224 @@
+"""Repair a fine-tune that forgot: the largest interpolation with its base that meets a forgetting budget.
+
+WiSE-FT (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models") mixes the weights,
+theta(alpha) = theta_base + alpha * (theta_tuned - theta_base); for a LoRA adapter every B is
+multiplied by alpha. The search scores alpha = 0 and 1, then bisects [0, 1] for the largest alpha
+whose general probes all stay within the budget, to a resolution of 1 / 2**steps. It assumes
+forgetting grows with alpha (a within-budget alpha above an over-budget one goes unseen). Every
+point scored is recorded with each budgeted probe's change and the target's change and gain
+(target_gain: the relative perplexity decrease against the base, positive = better). Results are
+cached by weights, so a second run scores nothing again.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from forgetless import __version__
+from forgetless.cache import ResultCache
+from forgetless.errors import ConfigError, ForgetlessError
+from forgetless.guard.budget import Budget, over_budget, probe_metrics
+from forgetless.models import LoadedModel, load_model
+from forgetless.models.interpolate import (
+    check_linear_adapter,
+    compatibility_problems,
+    full_weights,
+    interpolate_,
+    lora_b,
+    scale_lora_,
+)
+from forgetless.paths import write_json_atomic, write_text_atomic
+from forgetless.pipeline.audit import build_audit, compare_evals
+from forgetless.pipeline.evaluate import evaluate
+from forgetless.probes import Probe, ScoreOptions
+from forgetless.suites import Suite
+
+REPAIR_SCHEMA = "forgetless.repair/1"
+
+
+def budget_problems(budget: Budget, probes: list[Probe]) -> list[str]:
+    """What keeps `budget` from bounding these probes; empty when it can be used."""
+    if not budget:
+        return ["no forgetting budget given; give --budget, e.g. '2pt,5%' (accuracy points, perplexity percent)"]
+    metrics = probe_metrics(probes)
+    problems = budget.problems(metrics, targets=[p.config.name for p in probes if p.config.role == "target"])
+    if not problems and not any(budget.limit_for(name, metric) for name, metric in metrics.items()):
+        listing = ", ".join(f"{name} ({metric})" for name, metric in metrics.items())
+        problems.append(
+            f"budget '{budget}' bounds none of the probes ({listing}); pt bounds accuracies, % perplexities"
+        )
+    return problems
+
+
+def bisect(within: Callable[[float], bool], steps: int) -> tuple[float, float | None]:
+    """The largest alpha in [0, 1] found `within`, to 1 / 2**steps, and the smallest alpha above it found over.
+
+    alpha = 0 is taken as within (the base against itself loses nothing). Returns (1.0, None) when 1 is within.
+    """
+    if within(1.0):
+        return 1.0, None
+    low, high = 0.0, 1.0
+    for _ in range(steps):
+        middle = (low + high) / 2
+        low, high = (middle, high) if within(middle) else (low, middle)
+    return low, high
+
+
+def _load_pair(base_spec: str, tuned_spec: str, **load: Any) -> tuple[LoadedModel, LoadedModel]:
+    adapter_base = load.pop("adapter_base")
+    base = load_model(base_spec, **load)
+    if base.source == "adapter":
+        raise ForgetlessError(f"BASE '{base_spec}' is a PEFT adapter", "pass the model the fine-tune started from")
+    tuned = load_model(tuned_spec, base=adapter_base, **load)
+    if problems := compatibility_problems(base, tuned):
+        raise ForgetlessError(
+            f"'{tuned_spec}' cannot be interpolated with '{base_spec}':\n" + "\n".join(f"  - {p}" for p in problems),
+            "TUNED must be a fine-tune (or LoRA adapter) of exactly BASE: pass the model it was tuned from",
+        )
+    if tuned.source == "adapter":
+        merge = "merge the adapter (merge_and_unload, save_pretrained) and repair the merged model"
+        check_linear_adapter(tuned.model, merge)
+        saved = [c.modules_to_save for c in tuned.model.peft_config.values() if getattr(c, "modules_to_save", None)]
+        if saved or not lora_b(tuned.model):
+            raise ForgetlessError(f"adapter '{tuned_spec}' is not plain LoRA (or trains whole modules {saved})", merge)
+    return base, tuned
+
+
+def repair(
+    base_spec: str,
+    tuned_spec: str,
+    suite: Suite,
+    budget: Budget | str,
+    *,
+    out: Path,
+    target: Probe | None = None,
+    steps: int = 4,
+    device: str = "auto",
+    dtype: str = "float32",
+    adapter_base: str | None = None,
+    cache: ResultCache | None = None,
+    options: ScoreOptions | None = None,
+) -> dict[str, Any]:
+    """Find the largest WiSE-FT alpha that keeps every probe within `budget`; write the model and the report.
+
+    Args:
+        base_spec: the model before fine-tuning (full weights).
+        tuned_spec: the fine-tune: full weights, or a PEFT LoRA adapter folder on `base_spec`.
+        suite: the general probes the budget bounds.
+        budget: a Budget or its text, e.g. '2pt,5%,lambada:10%'.
+        out: folder for `model/`, `repair.json` and `repair.md`.
+        target: the user's held-out text probe (its gain is reported at every alpha).
+        steps: bisection steps; the chosen alpha is exact to 1 / 2**steps.
+        adapter_base: base model for an adapter that does not name a loadable one.
+
+    Returns:
+        The repair.json document (schema forgetless.repair/1).
+    """
+    budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
+    probes = [*suite.probes, *([target] if target else [])]
+    problems = budget_problems(budget, probes)
+    if not 1 <= steps <= 12:
+        problems.append(f"--steps {steps} must be 1 to 12 (resolution 1/2 to 1/4096)")
+    if problems:
+        raise ConfigError(f"--budget '{budget}'", problems)
+    base, tuned = _load_pair(base_spec, tuned_spec, device=device, dtype=dtype, adapter_base=adapter_base)
+    described = {"base": base.describe(), "tuned": tuned.describe()}
+    cache = cache or ResultCache()
+    adapter = tuned.source == "adapter"
+    original_b = {n: p.detach().clone() for n, p in lora_b(tuned.model)}
+    base_w, tuned_w, work = full_weights(base), full_weights(tuned), None
+
+    def model_at(alpha: float) -> Any:
+        nonlocal work
+        if adapter:
+            scale_lora_(tuned.model, alpha, original_b)
+            return tuned.model
+        if alpha in (0.0, 1.0):
+            return base.model if alpha == 0 else tuned.model
+        if work is None:
+            work = copy.deepcopy(tuned.model)  # the one working copy beside base and tuned
+        interpolate_(work, base_w, alpha, tuned_w)
+        return work
+
+    extra = [target] if target else []
+    evals = {0.0: evaluate(base, suite, extra_probes=extra, cache=cache, options=options)}
+    curve: dict[float, dict[str, Any]] = {}
+
+    def score(alpha: float) -> bool:
+        if alpha > 0:
+            lm = LoadedModel(
+                model_at(alpha),
+                tuned.tokenizer,
+                f"{tuned_spec} (alpha {alpha:g})",
+                "interpolated",
+                {"alpha": alpha, "base": base_spec, "dtype": dtype},
+            )
+            evals[alpha] = evaluate(lm, suite, extra_probes=extra, cache=cache, options=options)
+        comparisons = compare_evals(probes, evals[0.0], evals[alpha])
+        checks = budget.check(comparisons)
+        gain = next((c for c in comparisons if c.role == "target"), None)
+        change = None if gain is None else gain.relative if gain.metric == "perplexity" else gain.delta
+        curve[alpha] = {
+            "alpha": alpha,
+            "within": not over_budget(checks),
+            "checks": [c.to_dict() for c in checks],
+            "target_metric": None if gain is None else gain.metric,
+            "target_change": change,
+            "target_gain": None if gain is None else -change if not gain.higher_is_better else change,
+        }
+        return curve[alpha]["within"]
+
+    score(0.0)
+    chosen, over = bisect(score, steps)
+    _save_model(model_at(chosen), tuned.tokenizer, out / "model")
+    points = [curve[a] for a in sorted(curve)]
+    result = {
+        "schema": REPAIR_SCHEMA,
+        "forgetless_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **described,
+        "suite": evals[0.0]["suite"],
+        "budget": str(budget),
+        "steps": steps,
+        "curve": points,
+        "chosen_alpha": chosen,
+        "next_over_alpha": over,
+        "model": str(out / "model"),
+        "summary": _summary(curve, chosen, over, str(budget)),
+        "audit": build_audit(probes, evals[0.0], evals[chosen]),
+    }
+    from forgetless.report.repair import repair_markdown  # the report layer; imports rich
+
+    write_json_atomic(out / "repair.json", result)
+    write_text_atomic(out / "repair.md", repair_markdown(result))
+    return result
+
+
+def _save_model(model: Any, tokenizer: Any, folder: Path) -> None:
+    """save_pretrained into a temporary folder, then swap it in: `folder` is never half-written."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def _summary(curve: dict[float, dict[str, Any]], chosen: float, over: float | None, budget: str) -> str:
+    def target(alpha: float) -> str:
+        change, metric = curve[alpha]["target_change"], curve[alpha]["target_metric"]
+        return "" if change is None else f"target {metric} {change:+.1%}"
+
+    if over is None:
+        return f"alpha 1 (the fine-tune) is within budget {budget}: nothing needed repair" + (
+            f"; {target(1.0)}" if target(1.0) else ""
+        )
+    broken = ", ".join(c["probe"] for c in curve[over]["checks"] if c["status"] == "over")
+    head = "only alpha 0 (the base)" if chosen == 0 else f"alpha {chosen:g}"
+    gains = f" ({target(chosen)}; the fine-tune's: {target(1.0).removeprefix('target ')})" if target(1.0) else ""
+    return f"{head} keeps every probe within budget {budget}{gains}; alpha {over:g} is over: {broken}"
