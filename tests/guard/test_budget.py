@@ -81,3 +81,11 @@ def test_problems_name_unknown_probes_wrong_units_and_targets() -> None:
     assert len(problems) == 4
     assert "use % (perplexity increase)" in problems[0] and "use pt (accuracy points)" in problems[1]
     assert "no watched probe is named 'nope'" in problems[2] and "is the target" in problems[3]
+
+
+def test_probe_metrics_from_configs(tiny_suite) -> None:  # noqa: ANN001
+    from forgetless.guard.budget import probe_metrics
+    from forgetless.suites import load_suite
+
+    metrics = probe_metrics(load_suite(str(tiny_suite)).probes)
+    assert metrics == {"docs_ppl": "perplexity", "mc": "acc", "canaries": "expect_rate"}  # inline `expect`

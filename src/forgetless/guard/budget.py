@@ -154,7 +154,8 @@ def probe_metrics(probes: Iterable[Any]) -> dict[str, str]:
         if config.role != "general":
             continue
         if config.kind == "canary":  # scored only when it lists expected substrings
-            out[config.name] = "expect_rate" if getattr(config, "expect", None) else "generations"
+            inline = any(getattr(p, "expect", None) for p in getattr(config, "prompts", []))
+            out[config.name] = "expect_rate" if inline or getattr(config, "expect", None) else "generations"
         else:
             out[config.name] = getattr(config, "primary", None) or config.kind
     return out
