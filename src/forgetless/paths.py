@@ -15,6 +15,19 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Like write_text_atomic, for binary files (plots)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename: readers see all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from forgetless.guard.budget import Budget
@@ -47,7 +48,11 @@ def test_checks_are_logged_through_trainer(tiny_model, tiny_suite, tmp_path) -> 
     assert [e["step"] for e in recorder.logs if "loss" in e] == list(range(1, 7))  # Trainer's own lines stay
     report = watch.report()
     assert [p["step"] for p in report["points"]] == [0, 2, 4, 6]
-    assert report["watch_seconds"] > 0 and report["overhead"] == report["watch_seconds"] / report["train_seconds"]
+    assert report["watch_seconds"] > 0
+    assert report["overhead_with_last"] == report["watch_seconds"] / report["train_seconds"]
+    last = report["points"][-1]
+    assert last["last"] and not any(p.get("last") for p in report["points"][:-1])
+    assert report["overhead"] == pytest.approx((report["watch_seconds"] - last["seconds"]) / report["train_seconds"])
     assert (tmp_path / "watch" / "watch.json").is_file()
 
 

@@ -75,5 +75,15 @@ def evaluate(
         "model": lm.describe(),
         "suite": {"name": suite.name, "path": str(suite.path)},
         "probes": results,
+        "probe_configs": {p.config.name: probe_config_hash(p) for p in probes},
         "seconds": time.perf_counter() - start,
     }
+
+
+def probe_config_hash(probe: Probe) -> str:
+    """A hash of what defines a probe's items and scoring (not its description): equal hashes, same probe."""
+    import hashlib
+    import json
+
+    config = probe.config.model_dump(mode="json", exclude={"description"})
+    return hashlib.blake2b(json.dumps(config, sort_keys=True).encode(), digest_size=8).hexdigest()
