@@ -46,6 +46,7 @@ def configs(fisher_samples: int) -> dict[str, list[dict]]:
         "l2sp-bf16": [{"name": "l2sp", "alpha": 0.01, "anchor_dtype": "bfloat16"}],
         "ewc": [{"name": "ewc", "lam": 0.1, "fisher_samples": fisher_samples}],
         "l2sp-autograd": [{"name": "l2sp", "alpha": 0.01}],  # the penalty backpropagated, as under FSDP
+        "sam": [{"name": "sam"}],  # two forward-backward passes a step: expect about 2x
     }
 
 

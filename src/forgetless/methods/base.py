@@ -53,6 +53,7 @@ class Method:
         "training_data",
         "penalty",
         "add_penalty_grad",
+        "perturb",
         "callbacks",
         "end_stage",
         "finish",
@@ -91,6 +92,12 @@ class Method:
         which shard them); the two must give the same update. It saves the autograd graph of a
         model-sized penalty, which is most of an anchor regularizer's cost on a CPU.
         """
+        return None
+
+    def perturb(self, model: Any) -> Any:
+        """After a step's backward pass: move the weights for a second forward and backward pass of the same
+        batch, whose gradient the optimizer then uses (sharpness-aware minimization), and return the
+        function that moves them back; None for no second pass."""
         return None
 
     def callbacks(self, context: TrainContext) -> list[Any]:

@@ -76,6 +76,17 @@ class ForgetlessTrainer(Trainer):
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
         records = self._records
         loss = super().training_step(model, inputs, num_items_in_batch)
+        restores = [r for m in self.methods if (r := m.perturb(self.accelerator.unwrap_model(model))) is not None]
+        if restores:  # sharpness-aware: the optimizer steps with the gradient at the moved weights
+            if self.current_gradient_accumulation_steps != 1:
+                raise ForgetlessError(
+                    "sam needs gradient accumulation 1 (its ascent step uses the whole batch's gradient)",
+                    "set training.gradient_accumulation: 1 and raise batch_size instead",
+                )
+            model.zero_grad(set_to_none=False)
+            super().training_step(model, inputs, num_items_in_batch)
+            for restore in reversed(restores):
+                restore()
         if self.direct:
             # Trainer averages the LM gradient over the accumulation steps; each micro-batch adds its
             # share of the penalty's, times the fp16 loss scale when the gradients carry one.
