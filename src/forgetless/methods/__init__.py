@@ -3,6 +3,7 @@
 from forgetless.methods import (  # noqa: F401  (registers)
     distill,
     ewc,
+    expand,
     freeze,
     full,
     l2sp,
