@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from forgetless.errors import ForgetlessError
+from forgetless.report.html import write_report
 from forgetless.report.terminal import out, print_table, slug, write_outputs
 
 
@@ -47,6 +48,7 @@ def run_eval(model, suite, target, limit, out_dir, device, dtype, batch_tokens, 
     print_table(f"{model} on suite '{loaded.name}'", EVAL_HEADER, eval_rows(result))
     folder = out_dir or Path("forgetless-out") / f"eval-{slug(model)}-{loaded.name}"
     paths = write_outputs(folder, result, eval_markdown(result), "eval")
+    paths.append(write_report(folder, "eval", result))
     out.print("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -75,6 +77,7 @@ def run_audit(
     out.print(f"[bold]{result['summary']['headline']}[/]")
     folder = out_dir or Path("forgetless-out") / f"audit-{slug(tuned_model)}-vs-{slug(base_model)}-{loaded.name}"
     paths = write_outputs(folder, result, audit_markdown(result), "audit")
+    paths.append(write_report(folder, "audit", result))
     out.print("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -105,7 +108,8 @@ def run_repair(
     header, rows = curve_table(result)
     print_table(f"{tuned_model} interpolated with {base_model}, budget {result['budget']}", header, rows)
     out.print(f"[bold]{result['summary']}[/]")
-    out.print(f"wrote {folder / 'model'}, {folder / 'repair.json'}, {folder / 'repair.md'}")
+    report = write_report(folder, "repair", result)
+    out.print(f"wrote {folder / 'model'}, {folder / 'repair.json'}, {folder / 'repair.md'}, {report}")
 
 
 def run_ls(what: str) -> None:
@@ -189,4 +193,6 @@ def run_run(config: Path, overrides: list[str], resume: bool, auto: bool = False
         t = result["transfer"]
         out.print(f"stages: BWT {t['bwt']:+.4f}, forgetting {t['forgetting']:+.4f}, FWT {t['fwt']:+.4f}")
     out.print(f"[bold]{result['final']['summary']['headline']}[/]")
-    out.print(f"wrote {loaded.output_dir}/results.json, summary.md, config.yaml and the model of every stage")
+    out.print(
+        f"wrote {loaded.output_dir}/results.json, summary.md, report.html, config.yaml and the model of every stage"
+    )

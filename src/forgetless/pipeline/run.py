@@ -25,6 +25,7 @@ from forgetless.paths import write_json_atomic, write_text_atomic
 from forgetless.pipeline.audit import build_audit
 from forgetless.pipeline.evaluate import evaluate, target_probe
 from forgetless.probes import Comparison, Probe
+from forgetless.report.html import write_report
 from forgetless.report.markdown import audit_markdown
 from forgetless.suites import load_suite
 from forgetless.train.data import load_examples
@@ -191,6 +192,7 @@ def _write_results(
     }
     write_json_atomic(out / "results.json", result)
     write_text_atomic(out / "summary.md", run_markdown(result))
+    write_report(out, "run", result)  # last: the JSON is safe on disk before any figure is drawn
     return result
 
 

@@ -1,0 +1,150 @@
+"""The top of every report: one verdict line and a few cards that say what was gained, what was forgotten,
+and whether the result is within its forgetting budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from markupsafe import Markup
+
+from forgetless.report.html import parts
+from forgetless.report.plots import primary_comparisons
+from forgetless.report.units import ACCURACY_METRICS, fmt_value, unit_suffix
+
+
+def _card(label: str, value: str, detail: str = "", tone: str = "") -> dict[str, str]:
+    return {"label": label, "value": value, "detail": detail, "tone": tone}
+
+
+def _target_text(c: dict[str, Any]) -> tuple[str, str]:
+    """('-72.6%', 'stage_sst2 perplexity 198.19 -> 54.25, lower is better') for a target comparison."""
+    before, after = fmt_value(c["metric"], c["before"]), fmt_value(c["metric"], c["after"])
+    better = "higher" if c["higher_is_better"] else "lower"
+    detail = f"{c['probe']}: {c['metric']} {before} \u2192 {after} ({better} is better)"
+    if c["metric"] == "perplexity" and c.get("relative") is not None:
+        return f"{c['relative']:+.1%}", detail
+    if c["metric"] in ACCURACY_METRICS:
+        return f"{c['delta'] * 100:+.1f} pt", detail
+    return f"{c['delta']:+.4f}", detail
+
+
+def audit_cards(audit: dict[str, Any]) -> list[dict[str, str]]:
+    """Gained (the target's change) and Forgotten (general probes past their noise band)."""
+    primary = primary_comparisons(audit["comparisons"])
+    targets = [c for c in primary if c["role"] == "target"]
+    cards = []
+    if targets:
+        value, detail = _target_text(targets[-1])  # the last stage's data in a run: what this fine-tune was for
+        others = "; ".join(f"{c['probe']} {_target_text(c)[0]}" for c in targets[:-1])
+        tone = {"improved": "good", "forgot": "bad"}.get(targets[-1]["verdict"], "")
+        cards.append(_card("Gained (target)", value, detail + (f"; also {others}" if others else ""), tone))
+    else:
+        cards.append(_card("Gained (target)", "not measured", "no target probe: pass --target held-out text"))
+    general = [c for c in primary if c["role"] == "general" and c["verdict"] != "info"]
+    forgot = [c for c in general if c["verdict"] == "forgot"]
+    detail = "; ".join(f"{c['probe']} {fmt_change_short(c)}" for c in forgot) or "all kept within noise or improved"
+    cards.append(
+        _card("Forgotten (beyond noise)", f"{len(forgot)} of {len(general)}", detail, "bad" if forgot else "good")
+    )
+    return cards
+
+
+def fmt_change_short(c: dict[str, Any]) -> str:
+    if c["metric"] == "perplexity" and c.get("relative") is not None:
+        return f"perplexity {c['relative']:+.1%}"
+    if c["metric"] in ACCURACY_METRICS:
+        return f"{c['metric']} {c['delta'] * 100:+.1f} pt"
+    return f"{c['metric']} {c['delta']:+.4f}"
+
+
+def guard_text(guard: dict[str, Any]) -> str:
+    """What the guard did during training, in words; empty when it did nothing."""
+    stopped = guard.get("stopped")
+    if not stopped:
+        return ""
+    where = f" in stage {stopped['stage']}" if stopped.get("stage") else ""
+    if stopped["action"] == "rollback":
+        restored = stopped.get("restored_step")
+        to = f" to the weights of step {restored}" if restored is not None else " to the starting weights"
+        return f"the guard rolled back at step {stopped['step']}{where}{to} ({stopped['why']})"
+    return f"the guard stopped the run at step {stopped['step']}{where} ({stopped['why']})"
+
+
+def budget_card(budget: str, within: bool, action: str = "") -> dict[str, str]:
+    if not budget:
+        return _card("Forgetting budget", "none set", "set a budget (e.g. 2pt,5%) to bound forgetting")
+    detail = f"budget {budget}" + (f"; {action}" if action else "")
+    return _card("Forgetting budget", "within budget" if within else "OVER budget", detail, "good" if within else "bad")
+
+
+def budget_text(budget: str, within: bool) -> str:
+    return f"within budget {budget}" if within else f"OVER budget {budget}"
+
+
+def eval_verdict(result: dict[str, Any]) -> Markup:
+    cards, parts_ = [], []
+    for p in result["probes"]:
+        m = p["metrics"].get(p["primary"])
+        if m is None:
+            parts_.append(f"{p['name']}: {p['n_items']} generations")
+            continue
+        value = fmt_value(p["primary"], m["value"])
+        bounds = (m.get("low"), m.get("high"))
+        interval = (
+            f"[{fmt_value(p['primary'], bounds[0])}, {fmt_value(p['primary'], bounds[1])}]"
+            if None not in bounds
+            else ""
+        )
+        parts_.append(f"{p['name']} {p['primary']} {value}")
+        better = "higher" if m["higher_is_better"] else "lower"
+        detail = f"{p['primary']}, {better} is better" + (f"; 95% interval {interval}" if interval else "")
+        cards.append(_card(p["name"], value, f"{detail}; {p['n_items']} items"))
+    line = f"{result['model']['spec']} on suite {result['suite']['name']}: " + "; ".join(parts_)
+    return parts().verdict(line, "", cards[:8])
+
+
+def audit_verdict(audit: dict[str, Any]) -> Markup:
+    forgot = any(c["verdict"] == "forgot" and c["role"] == "general" for c in primary_comparisons(audit["comparisons"]))
+    return parts().verdict(audit["summary"]["headline"], "bad" if forgot else "good", audit_cards(audit))
+
+
+def run_verdict(result: dict[str, Any]) -> Markup:
+    guard, final = result["guard"], result["final"]
+    action = guard_text(guard)
+    line = final["summary"]["headline"]
+    if guard["budget"]:
+        line += "; " + budget_text(guard["budget"], guard["within_budget"])
+    if action:
+        line += f"; {action}"
+    cards = [*audit_cards(final), budget_card(guard["budget"], guard["within_budget"], action)]
+    if guard["budget"]:
+        tone = "good" if guard["within_budget"] else "bad"
+    else:
+        tone = "bad" if any(c["tone"] == "bad" for c in cards[1:2]) else "good"
+    return parts().verdict(line, tone, cards)
+
+
+def repair_verdict(result: dict[str, Any]) -> Markup:
+    chosen = next((p for p in result["curve"] if p["alpha"] == result["chosen_alpha"]), None)
+    within = bool(chosen and chosen["within"])
+    line = f"{result['summary']}; the repaired model: {result['audit']['summary']['headline']}"
+    alpha = _card(
+        "Chosen alpha",
+        f"{result['chosen_alpha']:g}",
+        "1 = the fine-tune, 0 = the base"
+        + (
+            f"; \u03b1 {result['next_over_alpha']:g} is over budget"
+            if result.get("next_over_alpha") is not None
+            else ""
+        ),
+    )
+    cards = [alpha, *audit_cards(result["audit"]), budget_card(result["budget"], within)]
+    return parts().verdict(line, "good" if within else "bad", cards)
+
+
+def check_cell(check: dict[str, Any]) -> Markup:
+    """A budget check as a pill and its numbers: 'within  rise 6.8% / limit 10%'."""
+    word = "drop" if check["unit"] == "points" else "rise"
+    suffix = unit_suffix(check["unit"])
+    text = f" {word} {check['change']:+.1f}{suffix} / limit {check['limit']:g}{suffix}"
+    return parts().pill(check["status"], check["status"]) + Markup("<span class='note'>{}</span>").format(text)
