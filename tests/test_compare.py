@@ -145,6 +145,8 @@ def test_real_runs_on_one_frontier(old_base, mc_data, tmp_path) -> None:  # noqa
     assert weak["budget_used"] > strong["budget_used"]  # strong anchoring uses less of the budget
     assert (tmp_path / "cmp" / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Pareto-optimal" in (tmp_path / "cmp" / "compare.md").read_text()
+    html = (tmp_path / "cmp" / "report.html").read_text()
+    assert "Pareto-optimal" in html and html.count("data:image/png;base64,") == 2  # light and dark frontier
     # A run scored on another suite is refused, naming the probe.
     other = write_guarded(
         tmp_path / "other", old_base, mc_data, {"watch": False}, methods=[{"name": "full"}], training=training

@@ -31,15 +31,15 @@ def score_probe(lm: LoadedModel, probe: Probe, cache: ResultCache, options: Scor
     """Score one probe, or return its cached result. Returns (result, came_from_cache)."""
     config: ProbeConfig = probe.config
     prepared = probe.prepare(lm.tokenizer)
-    key = result_key(
-        lm.fingerprint, config.kind, prepared["material"], lm.device.type, {"max_length": options.max_length}
-    )
+    extra = {"max_length": options.max_length}
+    key = result_key(lm.fingerprint, config.kind, prepared["material"], lm.device.type, extra)
+    items_key = result_key("", config.kind, prepared["material"], "", extra)  # the items, not the model
     cached = cache.get(key)
     if cached is not None:
-        return dataclasses.replace(cached, name=config.name, role=config.role), True
+        return dataclasses.replace(cached, name=config.name, role=config.role, items_key=items_key), True
     with progress_bar(f"{config.name}", total=_work(prepared)) as advance:
         result = probe.score(lm, prepared, dataclasses.replace(options, progress=advance))
-    result.cache_key = key
+    result.cache_key, result.items_key = key, items_key
     cache.put(key, result)
     return result, False
 
@@ -75,15 +75,8 @@ def evaluate(
         "model": lm.describe(),
         "suite": {"name": suite.name, "path": str(suite.path)},
         "probes": results,
-        "probe_configs": {p.config.name: probe_config_hash(p) for p in probes},
+        # What each probe scored (tokens, templates, settings): equal keys, comparable results.
+        "probe_configs": {r["name"]: r["items_key"] for r in results},
         "seconds": time.perf_counter() - start,
     }
 
-
-def probe_config_hash(probe: Probe) -> str:
-    """A hash of what defines a probe's items and scoring (not its description): equal hashes, same probe."""
-    import hashlib
-    import json
-
-    config = probe.config.model_dump(mode="json", exclude={"description"})
-    return hashlib.blake2b(json.dumps(config, sort_keys=True).encode(), digest_size=8).hexdigest()

@@ -56,6 +56,7 @@ class ProbeResult:
     seconds: float
     items: dict[str, list[Any]] = field(default_factory=dict)
     cache_key: str = ""
+    items_key: str = ""  # hash of the exact scoring requests (tokens, settings), whatever the model
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -194,7 +194,8 @@ def loss_figure(stages: list[tuple[str, dict[str, Any]]], theme: Theme, stopped:
             twin = twin or ax.twinx()
             twin.plot(
                 [offset + s for s, _ in penalty],
-                [v for _, v in penalty],
+                # each entry is {penalty/NAME: value}: the total the loss carried (one term per method)
+                [sum(v.values()) if isinstance(v, dict) else v for _, v in penalty],
                 color=color,
                 linestyle="--",
                 linewidth=1.1,
