@@ -163,6 +163,21 @@ def run_auto(loaded: Any, config_dir: Path) -> None:
     out.print(f"wrote {loaded.output_dir}/auto.json and auto.md")
 
 
+def run_compare(paths: list[Path], budget: str | None, out_dir: Path | None) -> None:
+    from forgetless.paths import write_bytes_atomic, write_text_atomic
+    from forgetless.pipeline.compare import COMPARE_HEADER, compare, compare_markdown, compare_rows
+    from forgetless.report.compare_page import compare_page
+    from forgetless.report.frontier import frontier_png
+
+    result = compare(paths, budget)
+    print_table("target gain against what was kept", COMPARE_HEADER, compare_rows(result))
+    folder = out_dir or Path("forgetless-out") / "compare"
+    written = write_outputs(folder, result, compare_markdown(result), "compare")
+    write_bytes_atomic(folder / "frontier.png", frontier_png(result))
+    write_text_atomic(folder / "report.html", compare_page(result))
+    out.print("wrote " + ", ".join(str(p) for p in [*written, folder / "frontier.png", folder / "report.html"]))
+
+
 def run_validate(config: Path, overrides: list[str]) -> None:
     import yaml
 

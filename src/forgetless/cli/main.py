@@ -123,6 +123,23 @@ def repair_command(
     )
 
 
+@app.command("compare")
+@friendly
+def compare_command(
+    results: Annotated[
+        list[Path], typer.Argument(metavar="RESULT...", help="Run, audit, repair or demo folders (or their JSON).")
+    ],
+    budget: Annotated[
+        str | None, typer.Option(help="Forgetting budget to judge them by (default: the one the runs share).")
+    ] = None,
+    out: Out = None,
+) -> None:
+    """Several fine-tunes of one base on one frontier: target gain against what was kept, Pareto marked."""
+    from forgetless.cli.commands import run_compare
+
+    run_compare(results, budget, out)
+
+
 @app.command("ls")
 @friendly
 def ls_command(what: Annotated[str, typer.Argument(help="methods, probes or suites")]) -> None:
