@@ -35,6 +35,9 @@ class TrainContext:
 
     tokenizer: Any
     keep_texts: list[str] = field(default_factory=list)  # general text the model must not forget
+    # For a model that is not a language model (a classifier): (inputs, targets) batches of what must
+    # not be forgotten, such as earlier tasks' data; EWC estimates its Fisher on these when given.
+    keep_batches: list[tuple[Any, torch.Tensor]] = field(default_factory=list)
     stage: int = 0
     seed: int = 0
     state_dir: Path | None = None

@@ -3,12 +3,15 @@
 Adds weight * T^2 * KL(p_base || p_model) of the next-token distributions at temperature T,
 averaged over the batch's real (non-padding) tokens, so the model keeps predicting like the base
 wherever the training data does not pull it away. With LoRA the base is the same model with its
-adapters disabled (no second copy in memory); otherwise a frozen copy is kept.
+adapters disabled (no second copy in memory); otherwise a frozen copy is kept. On a plain nn.Module
+classifier (inputs a tensor, outputs the logits) the same term applies to its class distribution;
+`distillation_kl` is the term alone, which a class-incremental loop applies to the earlier classes only.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -22,6 +25,28 @@ class DistillConfig(MethodConfig):
     name: str = "distill"
     weight: float = Field(default=1.0, gt=0, description="multiplier of the KL term")
     temperature: float = Field(default=2.0, gt=0, description="softens both distributions (Hinton et al. 2015)")
+
+
+def distillation_kl(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """T^2 * KL(softmax(teacher / T) || softmax(student / T)) over the last dimension, averaged over the
+    other positions (those where `mask` is nonzero, when given).
+
+    The T^2 keeps the gradient's scale independent of T (Hinton et al. 2015). Avalanche's LwF has no
+    T^2 (its `alpha` is this function's weight times T^2) and averages over the batch ("batchmean").
+
+    Args:
+        student: logits (..., C) that receive the gradient.
+        teacher: logits (..., C) of the model to stay close to (no gradient flows into them).
+        temperature: T > 0; both distributions are softened by it.
+        mask: (...) weights of the positions (an attention mask), or None for all ones.
+    """
+    log_p = F.log_softmax(student.float() / temperature, -1)
+    log_q = F.log_softmax(teacher.detach().float() / temperature, -1)
+    kl = F.kl_div(log_p, log_q, log_target=True, reduction="none").sum(-1)
+    mask = torch.ones_like(kl) if mask is None else mask.to(kl.dtype)
+    return temperature * temperature * (kl * mask).sum() / mask.sum().clamp(min=1)
 
 
 def _is_peft(model: Any) -> bool:
@@ -48,21 +73,20 @@ class Distill(Method):
         return model
 
     @torch.no_grad()
-    def _teacher_logits(self, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
+    def _teacher_logits(self, model: Any, inputs: Any) -> torch.Tensor:
+        if not isinstance(inputs, Mapping):  # a plain module: inputs is its input tensor, it returns logits
+            return self.teacher(inputs)
         batch = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
         if self.teacher is not None:
             return self.teacher(**batch).logits
         with model.disable_adapter():
             return model(**batch).logits
 
-    def penalty(self, model: Any, inputs: dict[str, Any], outputs: Any) -> torch.Tensor:
-        t = self.config.temperature
-        student = outputs.logits.float() / t
-        teacher = self._teacher_logits(model, inputs).float() / t
-        kl = F.kl_div(F.log_softmax(student, -1), F.log_softmax(teacher, -1), log_target=True, reduction="none").sum(-1)
-        mask = inputs.get("attention_mask")
-        mask = torch.ones_like(kl) if mask is None else mask.to(kl.dtype)
-        return self.config.weight * t * t * (kl * mask).sum() / mask.sum().clamp(min=1)
+    def penalty(self, model: Any, inputs: Any, outputs: Any) -> torch.Tensor:
+        student = getattr(outputs, "logits", outputs)
+        mask = inputs.get("attention_mask") if isinstance(inputs, Mapping) else None
+        teacher = self._teacher_logits(model, inputs)
+        return self.config.weight * distillation_kl(student, teacher, self.config.temperature, mask)
 
     def finish(self, model: Any, context: TrainContext) -> Any:
         self.teacher = None  # free the copy once training is over

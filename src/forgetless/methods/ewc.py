@@ -10,9 +10,12 @@ The Fisher, per text (one at a time, truncated to `context.max_length`), is the 
 that text's mean next-token loss, averaged over `fisher_samples` texts. `fisher="empirical"` scores
 the true next tokens; `fisher="sampled"` scores tokens drawn from the model's own predictions, which
 is the true Fisher, one Monte Carlo draw per position (Kunstner et al., NeurIPS 2019, on why the two
-differ). `normalize="mean"` divides F so its mean over all entries is 1 (before online combining):
-raw Fisher values scale with model size, vocabulary and text length, while mean-normalized EWC at
-strength lam is L2-SP at alpha = lam with the same total pull, re-distributed by importance.
+differ). For a model that is not a language model (a classifier on a plain nn.Module),
+`context.keep_batches` gives (inputs, targets) batches instead and the Fisher is the squared
+gradient of each batch's mean cross-entropy, averaged over batches (`fisher_from_batches`).
+`normalize="mean"` divides F so its mean over all entries is 1 (before online combining): raw Fisher
+values scale with model size, vocabulary and text length, while mean-normalized EWC at strength lam
+is L2-SP at alpha = lam with the same total pull, re-distributed by importance.
 
 On the default lam = 0.1, ten times L2-SP's alpha: the Fisher is heavy-tailed. On SmolLM2-135M
 (mean-normalized) its median entry is 0.03, its 99th percentile 2.3, and the top 1% of entries hold
@@ -26,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,7 +56,9 @@ class EWCConfig(MethodConfig):
     fisher: Literal["empirical", "sampled"] = Field(
         default="empirical", description="empirical: gradients on the true next tokens; sampled: on model-drawn tokens"
     )
-    fisher_samples: int = Field(default=64, ge=1, description="kept texts the Fisher is averaged over (at most all)")
+    fisher_samples: int = Field(
+        default=64, ge=1, description="kept texts (or keep_batches) the Fisher is averaged over (at most all)"
+    )
     normalize: Literal["none", "mean", "max"] = Field(
         default="mean", description="divide F so its mean (or max) entry is 1, making lam comparable across models"
     )
@@ -60,16 +66,83 @@ class EWCConfig(MethodConfig):
     gamma: float = Field(default=1.0, gt=0, le=1, description="decay of the carried Fisher: F = F_new + gamma * F_old")
 
 
-def _logits(model: Any, ids: torch.Tensor) -> torch.Tensor:
-    out = model(input_ids=ids)
-    return getattr(out, "logits", out)  # a HF model's output, or a plain module returning logits
+def _logits(outputs: Any) -> torch.Tensor:
+    return getattr(outputs, "logits", outputs)  # a HF model's output, or a plain module's logits
+
+
+def fisher_loss(kind: str, seed: int, logits: Callable[[Any], torch.Tensor] = _logits) -> Callable[..., torch.Tensor]:
+    """The loss whose squared gradient is the Fisher: cross-entropy of `logits(outputs)` (N, C) against
+    the true targets ("empirical") or against classes drawn from the model's own softmax ("sampled",
+    from a generator seeded with `seed` on the logits' device at first use, so the draws repeat)."""
+    generator: torch.Generator | None = None
+
+    def loss(outputs: Any, targets: torch.Tensor) -> torch.Tensor:
+        nonlocal generator
+        scores = logits(outputs).float()
+        if kind == "sampled":
+            if generator is None:
+                generator = torch.Generator(device=scores.device).manual_seed(seed)
+            probs = torch.softmax(scores.detach(), dim=-1)
+            targets = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        return F.cross_entropy(scores, targets.to(scores.device))
+
+    return loss
 
 
 @torch.enable_grad()
+def fisher_from_batches(
+    model: Any,
+    named: list[tuple[str, torch.Tensor]],
+    batches: Iterable[tuple[Any, torch.Tensor]],
+    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """Diagonal Fisher of the `named` parameters: the mean over `batches` of the squared gradient of
+    `loss_fn(model(inputs), targets)`, computed with the model in eval mode (no dropout).
+
+    A batch of one example gives the per-example Fisher; a batch of B gives the squared gradient of
+    the batch's mean loss, as Avalanche's EWC plugin estimates it (smaller: the per-example gradients
+    partly cancel). Works on any module: `inputs` is a tensor (`model(inputs)`) or a mapping of
+    keyword arguments (`model(**inputs)`, a Hugging Face model).
+
+    Args:
+        model: the model, returning logits or an output `loss_fn` understands.
+        named: the (name, parameter) pairs to estimate F for (the trainable ones).
+        batches: (inputs, targets) pairs, on the model's input device.
+        loss_fn: maps (outputs, targets) to a scalar loss; see `fisher_loss`.
+
+    Returns:
+        F by parameter name, float32, on each parameter's device.
+
+    Raises:
+        ValueError: if `batches` is empty.
+    """
+    params = [p for _, p in named]
+    fisher = [torch.zeros_like(p, dtype=torch.float32) for p in params]
+    was_training = model.training
+    model.eval()  # no dropout: the Fisher is a property of the model, not of a random mask
+    counted = 0
+    try:
+        for inputs, targets in batches:
+            outputs = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+            # autograd.grad, not backward: the parameters' .grad stay untouched for the training loop.
+            grads = torch.autograd.grad(loss_fn(outputs, targets), params, allow_unused=True)
+            used = [(f, g) for f, g in zip(fisher, grads, strict=True) if g is not None]  # unused weights: F = 0
+            grads32 = [g.float() for _, g in used]
+            torch._foreach_addcmul_([f for f, _ in used], grads32, grads32)
+            counted += 1
+    finally:
+        model.train(was_training)
+    if counted == 0:
+        raise ValueError("no batches to estimate the Fisher on")
+    torch._foreach_div_(fisher, counted)
+    return {name: f for (name, _), f in zip(named, fisher, strict=True)}
+
+
 def estimate_fisher(
     model: Any, named: list[tuple[str, torch.Tensor]], context: TrainContext, kind: str, samples: int
 ) -> dict[str, torch.Tensor]:
-    """Diagonal Fisher of the `named` parameters, each text scored on its own.
+    """Diagonal Fisher of a language model on kept texts, each text scored on its own (its mean
+    next-token loss): `fisher_from_batches` with one text per batch.
 
     Args:
         model: called as `model(input_ids=ids)`, returning logits or an output with `.logits`.
@@ -81,42 +154,23 @@ def estimate_fisher(
     Returns:
         F by parameter name, float32, on each parameter's device.
     """
-    params = [p for _, p in named]
-    fisher = [torch.zeros_like(p, dtype=torch.float32) for p in params]
     device = next(model.parameters()).device  # the input side (embeddings) of a model split across devices
-    generator = None  # made on the logits' device at first use; seeded, so sampled labels repeat
-    was_training = model.training
-    model.eval()  # no dropout: the Fisher is a property of the model, not of a random mask
-    counted = 0
-    try:
-        for text in context.keep_texts[:samples]:
-            ids = context.tokenizer.encode(text, truncation=True, max_length=context.max_length)
-            if len(ids) < 2:  # nothing to predict
-                continue
-            ids = torch.tensor([ids], device=device)
-            logits = _logits(model, ids)[0, :-1].float()  # (T-1, V)
-            if kind == "sampled":
-                if generator is None:
-                    generator = torch.Generator(device=logits.device).manual_seed(context.seed + context.stage)
-                probs = torch.softmax(logits.detach(), dim=-1)
-                targets = torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(logits.device)
-            else:
-                targets = ids[0, 1:].to(logits.device)
-            # autograd.grad, not backward: the parameters' .grad stay untouched for the training loop.
-            grads = torch.autograd.grad(F.cross_entropy(logits, targets), params, allow_unused=True)
-            used = [(f, g) for f, g in zip(fisher, grads, strict=True) if g is not None]  # unused weights: F = 0
-            grads32 = [g.float() for _, g in used]
-            torch._foreach_addcmul_([f for f, _ in used], grads32, grads32)
-            counted += 1
-    finally:
-        model.train(was_training)
-    if counted == 0:
+    encoded = [
+        context.tokenizer.encode(t, truncation=True, max_length=context.max_length)
+        for t in context.keep_texts[:samples]
+    ]
+    batches = [
+        ({"input_ids": torch.tensor([ids], device=device)}, torch.tensor(ids[1:], device=device))
+        for ids in encoded
+        if len(ids) >= 2  # a text of one token has nothing to predict
+    ]
+    if not batches:
         raise ForgetlessError(
             "ewc could not estimate the Fisher: every kept text is shorter than two tokens",
             "give longer texts in `keep` (general text the model must keep)",
         )
-    torch._foreach_div_(fisher, counted)
-    return {name: f for (name, _), f in zip(named, fisher, strict=True)}
+    next_token = fisher_loss(kind, context.seed + context.stage, lambda out: _logits(out)[0, :-1])  # (T-1, V)
+    return fisher_from_batches(model, named, batches, next_token)
 
 
 def normalized(fisher: dict[str, torch.Tensor], how: str) -> dict[str, torch.Tensor]:
@@ -194,17 +248,10 @@ class EWC(Method):
         if fisher is not None and set(fisher) != set(shapes):
             fisher = None  # made for another set of trainable parameters
         if fisher is None:
-            if not context.keep_texts:
-                raise ForgetlessError(
-                    "ewc needs data of what must be kept to estimate the Fisher, but context.keep_texts is empty",
-                    "set `keep` in the config (general text the model must keep), or drop the ewc method",
-                )
             start = time.perf_counter()
-            samples = min(self.config.fisher_samples, len(context.keep_texts))
-            fisher = normalized(
-                estimate_fisher(model, named, context, self.config.fisher, samples), self.config.normalize
+            fisher = self._combined(
+                normalized(self._estimate(model, named, context), self.config.normalize), context, tag
             )
-            fisher = self._combined(fisher, context, tag)
             if torch.cuda.is_available():
                 torch.cuda.synchronize()  # the kernels above run asynchronously: time them whole
             self.fisher_seconds = time.perf_counter() - start
@@ -216,11 +263,32 @@ class EWC(Method):
         self._weights = [fisher[n].to(p.device) for n, p in named]
         return model
 
+    def _estimate(
+        self, model: Any, named: list[tuple[str, torch.Tensor]], context: TrainContext
+    ) -> dict[str, torch.Tensor]:
+        if context.keep_batches:  # not a language model: (inputs, targets) batches, cross-entropy on the logits
+            batches = context.keep_batches[: self.config.fisher_samples]
+            loss = fisher_loss(self.config.fisher, context.seed + context.stage)
+            return fisher_from_batches(model, named, batches, loss)
+        if not context.keep_texts:
+            raise ForgetlessError(
+                "ewc needs data of what must be kept to estimate the Fisher, but context.keep_texts is empty",
+                "set `keep` in the config (general text the model must keep), or drop the ewc method",
+            )
+        samples = min(self.config.fisher_samples, len(context.keep_texts))
+        return estimate_fisher(model, named, context, self.config.fisher, samples)
+
     def _tag(self, context: TrainContext) -> dict[str, str]:
         # What a saved Fisher depends on: a file made under other settings or data is not reused.
         keys = ("fisher", "fisher_samples", "normalize", "online", "gamma")
-        texts = context.keep_texts[: self.config.fisher_samples]
-        keep = hashlib.blake2b("\x00".join(texts).encode(), digest_size=8).hexdigest()
+        digest = hashlib.blake2b(digest_size=8)
+        if context.keep_batches:
+            for inputs, targets in context.keep_batches[: self.config.fisher_samples]:
+                for t in [*(inputs.values() if isinstance(inputs, Mapping) else [inputs]), targets]:
+                    digest.update(t.detach().cpu().numpy().tobytes())
+        else:
+            digest.update("\x00".join(context.keep_texts[: self.config.fisher_samples]).encode())
+        keep = digest.hexdigest()
         return {**{k: str(getattr(self.config, k)) for k in keys}, "keep": keep, "max_length": str(context.max_length)}
 
     def _combined(

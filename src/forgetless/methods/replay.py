@@ -10,18 +10,31 @@ several stages, each stage's training data joins the buffer for the next stage.
 from __future__ import annotations
 
 import random
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from pydantic import Field
 
 from forgetless.errors import ForgetlessError
 from forgetless.methods.base import METHODS, Method, MethodConfig, TrainContext
 
+T = TypeVar("T")
+
 
 class ReplayConfig(MethodConfig):
     name: str = "replay"
     ratio: float = Field(default=0.25, gt=0, lt=1, description="share of training examples that are replayed text")
     buffer_per_stage: int = Field(default=256, ge=0, description="examples of each finished stage kept for replay")
+
+
+def replay_draw(pool: Sequence[T], new: int, ratio: float, seed: int) -> list[T]:
+    """The examples to replay beside `new` fresh ones so that a share `ratio` of all is replayed:
+    round(new * ratio / (1 - ratio)) of them, in the order of a seeded permutation of `pool`, cycling
+    through it when it is shorter. Any kind of example: texts, or (input, target) pairs of a classifier.
+    """
+    order = random.Random(seed).sample(list(pool), len(pool))
+    count = round(new * ratio / (1 - ratio))
+    return [order[i % len(order)] for i in range(count)] if order else []
 
 
 @METHODS.register("replay")
@@ -44,10 +57,7 @@ class Replay(Method):
                 "set `keep` in the config (general text to keep), or drop the replay method",
             )
         self._current = list(dataset["text"])
-        count = round(len(dataset) * self.config.ratio / (1 - self.config.ratio))
-        rng = random.Random(context.seed + context.stage)
-        order = rng.sample(pool, len(pool))
-        replayed = [order[i % len(order)] for i in range(count)]
+        replayed = replay_draw(pool, len(dataset), self.config.ratio, context.seed + context.stage)
         mixed = datasets.concatenate_datasets(
             [dataset.select_columns(["text"]), datasets.Dataset.from_dict({"text": replayed})]
         )
