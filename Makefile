@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo demo-quick test lint
+.PHONY: install browser demo demo-quick test lint bench-avalanche
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,18 @@ test: $(STAMP) browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+
+# Classic continual learning against Avalanche (bench/avalanche_digits.py, bench/RESULTS.md). Avalanche gets a venv of
+# its own: it needs torchvision, which imports here only beside torch 2.14.1, while .venv keeps torch 2.13.0 (CPU).
+AVALANCHE_VENV := bench/.venv-avalanche
+AVALANCHE_STAMP := $(AVALANCHE_VENV)/.installed
+
+$(AVALANCHE_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(AVALANCHE_VENV)
+	$(AVALANCHE_VENV)/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(AVALANCHE_VENV)/bin/python -m pip install -q avalanche-lib==0.6.0 scikit-learn
+	$(AVALANCHE_VENV)/bin/python -m pip install -q -e .
+	touch $(AVALANCHE_STAMP)
+
+bench-avalanche: $(AVALANCHE_STAMP)
+	OMP_NUM_THREADS=1 $(AVALANCHE_VENV)/bin/python bench/avalanche_digits.py
