@@ -166,6 +166,31 @@ def order_check(tasks: list[Task], scenario) -> dict:  # noqa: ANN001
     return out
 
 
+def conventions(runs: list[dict], test_sizes: list[int]) -> dict:
+    """Largest gaps between Avalanche's own metrics and forgetless's formulas on the same R (signed, by magnitude)."""
+    theirs = [r for r in runs if r["library"] == "avalanche"]
+
+    def largest(values: list[float]) -> float:
+        return max(values, key=abs)
+
+    pooled = [sum(a * n for a, n in zip(r["R"][-1], test_sizes, strict=True)) / sum(test_sizes) for r in theirs]
+    own = [r["avalanche"] for r in theirs]
+    return {
+        "runs": len(theirs),
+        "stream_bwt_minus_bwt": largest([o["StreamBWT"] - r["bwt"] for o, r in zip(own, theirs, strict=True)]),
+        "stream_forgetting_plus_bwt": largest(
+            [o["StreamForgetting"] + r["bwt"] for o, r in zip(own, theirs, strict=True)]
+        ),
+        "stream_forgetting_minus_forgetting": largest(
+            [o["StreamForgetting"] - r["forgetting"] for o, r in zip(own, theirs, strict=True)]
+        ),
+        "stream_acc_minus_average": largest(
+            [o["Top1_Acc_Stream"] - r["average_accuracy"] for o, r in zip(own, theirs, strict=True)]
+        ),
+        "stream_acc_minus_pooled": largest([o["Top1_Acc_Stream"] - q for o, q in zip(own, pooled, strict=True)]),
+    }
+
+
 def mean_std(values: list[float]) -> list[float]:
     return [statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0]
 
@@ -213,6 +238,18 @@ def markdown(result: dict, command: str) -> str:
             f"- {strategy}: max |R difference| {check['max_abs_dR']:.1e}, "
             f"max |final weight difference| {check['max_abs_dweight']:.1e}"
         )
+    c = result["conventions"]
+    lines += [
+        "",
+        "Avalanche's own metrics against forgetless's formulas on the same Avalanche R, largest gap over all "
+        f"{c['runs']} Avalanche runs: StreamBWT - BWT {c['stream_bwt_minus_bwt']:.1e}; StreamForgetting + BWT "
+        f"{c['stream_forgetting_plus_bwt']:.1e} (Avalanche's forgetting of a task is its accuracy right after "
+        "training on it minus the final one: -BWT); "
+        f"StreamForgetting - forgetting {c['stream_forgetting_minus_forgetting']:.1e} (forgetless takes the max over "
+        f"stages, Chaudhry et al.); Top1_Acc_Stream - average accuracy {c['stream_acc_minus_average']:.1e}, "
+        f"Top1_Acc_Stream - accuracy pooled over test examples {c['stream_acc_minus_pooled']:.1e} (Avalanche pools "
+        "the test examples; forgetless averages the tasks).",
+    ]
     lines += [
         "",
         "Where forgetless is slower or worse (means over seeds; 'worse' when behind by more than the larger std):",
@@ -329,6 +366,7 @@ def main() -> None:
             "test_examples": sum(len(t.y_test) for t in tasks),
         },
         "order_check": check,
+        "conventions": conventions(runs, [len(t.y_test) for t in tasks]),
         "aggregate": aggregate,
         "runs": runs,
     }
