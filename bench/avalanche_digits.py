@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from forgetless.continual import LoopSettings, LwF, Rehearsal, Task, mlp, split_digits, train_tasks
-from forgetless.methods.ewc import EWC, EWCConfig
+from forgetless.methods.ewc import EWCConfig
 from forgetless.metrics import average_accuracy, backward_transfer, forgetting_measure
 
 HERE = Path(__file__).resolve().parent
@@ -80,7 +80,7 @@ def require_avalanche() -> None:
 def forgetless_run(strategy: str, init: torch.nn.Module, tasks: list[Task], seed: int, shuffle: bool) -> dict:
     options = {
         "naive": {},
-        "ewc": {"methods": [EWC(EWCConfig(lam=2 * EWC_LAMBDA, normalize="none", online=True, gamma=1.0))]},
+        "ewc": {"methods": [EWCConfig(lam=2 * EWC_LAMBDA, normalize="none", online=True, gamma=1.0)]},
         "replay": {"rehearsal": Rehearsal(memory=MEMORY, ratio=0.5)},
         "lwf": {"lwf": LwF(weight=LWF_ALPHA / LWF_T**2, temperature=LWF_T)},
     }[strategy]

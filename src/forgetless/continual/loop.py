@@ -8,10 +8,12 @@ set before training (row 0) and after each task, which gives the accuracy matrix
 
 The mitigations are forgetless's own, on a plain nn.Module:
 
-- `methods`: anchor regularizers (`ewc`, `l2sp`) through their hooks. From the second task on,
-  each is prepared with the previous task's training batches as `context.keep_batches` (EWC's
-  Fisher; online EWC adds up the tasks' Fishers), adds its penalty gradient after every backward
-  pass, and ends its stage after the task. Before the first task there is nothing to keep.
+- `methods`: configs of anchor regularizers (`EWCConfig`, `L2SPConfig`), built afresh for each call
+  (a method keeps state across tasks, such as online EWC's Fisher, which must not leak into another
+  sequence) and applied through their hooks. From the second task on, each is prepared with the
+  previous task's training batches as `context.keep_batches` (EWC's Fisher; online EWC adds up the
+  tasks' Fishers), adds its penalty gradient after every backward pass, and ends its stage after
+  the task. Before the first task there is nothing to keep.
 - `rehearsal`: replay (`methods.replay.replay_draw`) from a `BalancedMemory` of earlier examples,
   mixed into the task's data at a share `ratio`; the batch grows to batch_size / (1 - ratio), so a
   step still sees batch_size current-task examples on average and an epoch has the same steps.
@@ -36,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from forgetless.continual.memory import BalancedMemory
 from forgetless.continual.tasks import Task
 from forgetless.errors import ForgetlessError
-from forgetless.methods.base import Method, TrainContext
+from forgetless.methods.base import METHODS, MethodConfig, TrainContext
 from forgetless.methods.distill import distillation_kl
 from forgetless.methods.replay import replay_draw
 from forgetless.metrics import average_accuracy, backward_transfer, forgetting_measure
@@ -111,8 +113,8 @@ def batches(x: torch.Tensor, y: torch.Tensor, size: int) -> list[tuple[torch.Ten
     return list(zip(x.split(size), y.split(size), strict=True))
 
 
-def _check(methods: Sequence[Method]) -> None:
-    other = [m.config.name for m in methods if m.config.name not in ANCHORS]
+def _check(methods: Sequence[MethodConfig]) -> None:
+    other = [m.name for m in methods if m.name not in ANCHORS]
     if other:
         raise ForgetlessError(
             f"train_tasks applies only the anchor regularizers {list(ANCHORS)} as methods, not {other}",
@@ -124,7 +126,7 @@ def train_tasks(
     model: torch.nn.Module,
     tasks: Sequence[Task],
     settings: LoopSettings,
-    methods: Sequence[Method] = (),
+    methods: Sequence[MethodConfig] = (),
     rehearsal: Rehearsal | None = None,
     lwf: LwF | None = None,
 ) -> ContinualResult:
@@ -133,6 +135,7 @@ def train_tasks(
     With no mitigation this is naive fine-tuning. `methods`, `rehearsal` and `lwf` compose.
     """
     _check(methods)
+    methods = [METHODS.get(config.name)(config) for config in methods]  # fresh: no state from another call
     start = time.perf_counter()
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.learning_rate, momentum=settings.momentum)
     order = torch.Generator().manual_seed(settings.seed)
