@@ -15,7 +15,10 @@ from forgetless.train.finetune import FinetuneSettings, finetune
 from tests.methods.forgetting_setup import NEW_TRAIN, OLD_TRAIN, make
 
 # Settings for methods that have required fields; every other method must work with its defaults.
-EXAMPLES: dict[str, dict[str, object]] = {"freeze": {"part": "first_n", "n": 1}}
+EXAMPLES: dict[str, dict[str, object]] = {
+    "freeze": {"part": "first_n", "n": 1},
+    "genreplay": {"samples": 8, "max_new_tokens": 24, "min_words": 2},  # defaults generate 128 texts: slow here
+}
 
 
 @pytest.mark.parametrize("name", METHODS.names())

@@ -6,6 +6,7 @@ from forgetless.methods import (  # noqa: F401  (registers)
     expand,
     freeze,
     full,
+    genreplay,
     l2sp,
     llrd,
     lora,
