@@ -38,6 +38,8 @@ def test_nothing_kept_is_an_error_before_training(old_base, tmp_path) -> None:  
     tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(old_base)
     method = make("genreplay", **{**SETTINGS, "samples": 4, "min_words": 1000})
+    context = TrainContext(tokenizer=tok, max_length=64, state_dir=tmp_path)
     with pytest.raises(ForgetlessError, match="genreplay kept none of its 4 generated texts"):
-        method.prepare_model(model, TrainContext(tokenizer=tok, max_length=64, state_dir=tmp_path))
+        method.prepare_model(model, context)
+    assert context.notes["genreplay"]["generated"] == 4 and context.notes["genreplay"]["kept"] == 0
     assert json.loads((tmp_path / "genreplay-stage-0.json").read_text())["dropped"]["length"] == 4

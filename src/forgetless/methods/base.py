@@ -40,6 +40,9 @@ class TrainContext:
     keep_batches: list[tuple[Any, torch.Tensor]] = field(default_factory=list)
     stage: int = 0
     seed: int = 0
+    # What methods report about a stage (e.g. genreplay: texts generated and kept, seconds), by method
+    # name; the run keeps it in the stage's training results.
+    notes: dict[str, Any] = field(default_factory=dict)
     state_dir: Path | None = None
     max_length: int = 256
     batch_size: int = 8

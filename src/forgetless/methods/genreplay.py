@@ -112,6 +112,7 @@ class GenReplay(Method):
             "seconds": round(time.perf_counter() - start, 2),
             "settings": cfg.model_dump(mode="json"),
         }
+        context.notes[cfg.name] = {k: v for k, v in summary.items() if k != "settings"}
         if context.state_dir is not None:
             stem = context.state_dir / f"genreplay-stage-{context.stage}"
             write_text_atomic(stem.with_suffix(".jsonl"), "".join(json.dumps(r) + "\n" for r in records))

@@ -138,7 +138,8 @@ def finetune(
     logs = trainer.state.log_history
     losses = [(h["step"], h["loss"]) for h in logs if "loss" in h]
     penalties = [(h["step"], {k: v for k, v in h.items() if k.startswith("penalty/")}) for h in logs if "loss" in h]
-    return model, {**metrics, "loss_curve": losses, "penalty_curve": [p for p in penalties if p[1]]}
+    notes = {"method_notes": dict(context.notes)} if context.notes else {}
+    return model, {**metrics, "loss_curve": losses, "penalty_curve": [p for p in penalties if p[1]], **notes}
 
 
 def _finished_state(checkpoint: str | None, steps: int) -> dict[str, Any] | None:
