@@ -88,6 +88,30 @@ class GuardConfig(Strict):
         return value
 
 
+class DiagnosticsConfig(Strict):
+    """What each stage's fine-tune did to the weights (see forgetless.diagnostics); costs in bench/RESULTS.md."""
+
+    drift: bool = Field(default=True, description="||theta - theta_0|| per block and module type, end of each stage")
+    importance: bool = Field(default=True, description="diagonal Fisher on kept vs new texts per layer, at the start")
+    interference: bool = Field(default=True, description="cosine of new-task and kept gradients during training")
+    every: int | Literal["auto"] = Field(
+        default="auto", description="steps between interference points; auto keeps them near `overhead`"
+    )
+    overhead: float = Field(
+        default=0.05, gt=0, le=1, description="share of training time auto cadence allows for interference points"
+    )
+    texts: int = Field(default=16, ge=1, description="texts per Fisher estimate (kept and new)")
+    batch: int = Field(default=4, ge=1, description="texts per gradient at each interference point")
+    sample: int = Field(default=10000, ge=0, description="Fisher entries kept for the scatter plot")
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("every must be a positive number of steps, or auto")
+        return value
+
+
 class RunConfig(Strict):
     model: str = "smollm2-135m"
     output_dir: Path | None = None
@@ -97,6 +121,7 @@ class RunConfig(Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     stages: list[StageConfig] = Field(min_length=1)
     guard: GuardConfig = Field(default_factory=GuardConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     device: str = "auto"
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from forgetless.config.run import RunConfig
+from forgetless.diagnostics.stage import stage_diagnostics, start_folder
 from forgetless.distributed import barrier, is_main_process, world_size
 from forgetless.guard.budget import Budget, over_budget
 from forgetless.guard.watch import Watch, WatchSettings
@@ -100,10 +101,13 @@ def run(config: RunConfig, methods: list[Method], config_dir: Path, resume: bool
         stage_dir = out / f"stage-{i + 1}-{stage.name}"
         target = f"stage_{stage.name}" if any(p.config.name == f"stage_{stage.name}" for p in stage_probes) else None
         watch = _watch(config, [*watched.probes, *stage_probes], watch_base, target, stage_dir, tok)
+        previous = out / f"stage-{i}-{config.stages[i - 1].name}" / "model" if i else None  # this stage's start
+        start = start_folder(model, previous)
+        diag = stage_diagnostics(config.diagnostics, context, stages[i], suite.probes, start, stage_dir / "diagnostics")
         model, training = finetune(
             *(model, tok, stages[i], stage_dir / "checkpoints", _settings(config, i), methods, context),
             resume=resume,
-            callbacks=[watch] if watch else None,
+            callbacks=[c for c in (watch, diag) if c] or None,
         )
         if watch:
             training["watch"] = watch.report()
@@ -115,6 +119,8 @@ def run(config: RunConfig, methods: list[Method], config_dir: Path, resume: bool
             tuned = LoadedModel(model, tok, str(stage_dir / "model"), "folder", {"dtype": lm.details["dtype"]})
             stage_eval = evaluate(tuned, suite, extra_probes=stage_probes)
             stage_eval["training"] = training
+            if diag:
+                stage_eval["diagnostics"] = diag.report(model)
             write_json_atomic(stage_dir / "eval.json", stage_eval)
             evals.append(stage_eval)
         barrier()
