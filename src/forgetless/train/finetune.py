@@ -64,7 +64,7 @@ def finetune(
     Returns the model to keep and Trainer's metrics with the loss curve.
     """
     import datasets
-    from transformers import DataCollatorForSeq2Seq, TrainingArguments, set_seed
+    from transformers import DataCollatorForSeq2Seq, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
     from forgetless.train.data import tokenize_examples
@@ -85,27 +85,7 @@ def finetune(
         dataset = method.training_data(dataset, context)
     if len(dataset) == 0:
         raise ForgetlessError("the training data is empty", "give at least one training text")
-    args = TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=settings.steps,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation,
-        learning_rate=settings.learning_rate,
-        weight_decay=settings.weight_decay,
-        warmup_steps=settings.warmup_steps,
-        lr_scheduler_type="constant_with_warmup" if settings.warmup_steps else "constant",
-        max_grad_norm=1.0,
-        logging_steps=max(1, settings.steps // 10),
-        save_strategy="steps" if settings.save_steps else "no",
-        save_steps=settings.save_steps or 500,
-        save_total_limit=2,
-        bf16=settings.bf16,
-        report_to=settings.report_to or [],
-        seed=settings.seed,
-        data_seed=settings.seed,
-        disable_tqdm=not sys.stderr.isatty(),
-        dataloader_num_workers=0,
-    )
+    args = training_arguments(output_dir, settings)
     model.train()
     trainer = ForgetlessTrainer(
         model=model,
@@ -140,6 +120,34 @@ def finetune(
     penalties = [(h["step"], {k: v for k, v in h.items() if k.startswith("penalty/")}) for h in logs if "loss" in h]
     notes = {"method_notes": dict(context.notes)} if context.notes else {}
     return model, {**metrics, "loss_curve": losses, "penalty_curve": [p for p in penalties if p[1]], **notes}
+
+
+def training_arguments(output_dir: Path, settings: FinetuneSettings) -> Any:
+    """Trainer's arguments for `settings` (constant learning rate after warmup, clipping at 1.0); shared
+    with `train.classify`."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=settings.steps,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        warmup_steps=settings.warmup_steps,
+        lr_scheduler_type="constant_with_warmup" if settings.warmup_steps else "constant",
+        max_grad_norm=1.0,
+        logging_steps=max(1, settings.steps // 10),
+        save_strategy="steps" if settings.save_steps else "no",
+        save_steps=settings.save_steps or 500,
+        save_total_limit=2,
+        bf16=settings.bf16,
+        report_to=settings.report_to or [],
+        seed=settings.seed,
+        data_seed=settings.seed,
+        disable_tqdm=not sys.stderr.isatty(),
+        dataloader_num_workers=0,
+    )
 
 
 def _finished_state(checkpoint: str | None, steps: int) -> dict[str, Any] | None:
