@@ -57,3 +57,20 @@ def test_sam_refuses_gradient_accumulation(tiny_model, tmp_path) -> None:  # noq
     settings = FinetuneSettings(steps=1, batch_size=2, max_length=16, gradient_accumulation=2)
     with pytest.raises(ForgetlessError, match="sam needs gradient accumulation 1"):
         finetune(AutoModelForCausalLM.from_pretrained(tiny_model), tok, sentences(8), tmp_path, settings, [make("sam")])
+
+
+def test_validate_refuses_sam_with_accumulation(tmp_path) -> None:  # noqa: ANN001
+    import yaml
+
+    from forgetless.config.run import load_run_config
+    from forgetless.errors import ConfigError
+
+    (tmp_path / "d.txt").write_text("some text")
+    config = {
+        "methods": [{"name": "sam"}],
+        "training": {"gradient_accumulation": 2},
+        "stages": [{"name": "s", "data": {"source": "d.txt"}}],
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="sam needs training.gradient_accumulation: 1"):
+        load_run_config(tmp_path / "c.yaml")

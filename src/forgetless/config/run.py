@@ -220,6 +220,9 @@ def load_run_config(path: Path, overrides: list[str] | None = None) -> tuple[Run
             "methods: lora trains one adapter; with several stages it would wrap an adapter in another. "
             "Run one stage per config (continue from the saved adapter), or use full-weight methods"
         )
+    training = data.get("training") if isinstance(data.get("training"), dict) else {}
+    if any(m.config.name == "sam" for m in methods) and training.get("gradient_accumulation", 1) != 1:
+        problems.append("methods: sam needs training.gradient_accumulation: 1 (raise batch_size instead)")
     if problems or config is None:
         raise ConfigError(str(path), problems)
     if config.output_dir is None:
