@@ -8,10 +8,10 @@ field, the value and the fix. Unknown keys are errors. Precedence: defaults < YA
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forgetless.data.sources import Source
 from forgetless.errors import ConfigError, ForgetlessError
@@ -65,12 +65,22 @@ class StageConfig(Strict):
     steps: int | None = Field(default=None, gt=0, description="overrides training.steps for this stage")
 
 
+def positive_or_auto(value: int | str) -> int | str:
+    """A cadence: a positive number of steps, or "auto"."""
+    if isinstance(value, int) and value < 1:
+        raise ValueError("every must be a positive number of steps, or auto")
+    return value
+
+
+Every = Annotated[int | Literal["auto"], AfterValidator(positive_or_auto)]
+
+
 class GuardConfig(Strict):
     """Watch the run and hold it to a forgetting budget (see forgetless.guard)."""
 
     watch: bool = Field(default=True, description="score the watched probes during training")
     probes: str | None = Field(default=None, description="suite whose probes are watched; default: the run's suite")
-    every: int | Literal["auto"] = Field(
+    every: Every = Field(
         default="auto", description="check every N steps; auto keeps checks near `overhead` of training time"
     )
     overhead: float = Field(default=0.10, gt=0, le=1, description="share of training time auto cadence allows")
@@ -80,13 +90,6 @@ class GuardConfig(Strict):
         default=None, min_length=2, description="--auto's candidate strengths; default: the method's usual range"
     )
 
-    @field_validator("every")
-    @classmethod
-    def _positive(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("every must be a positive number of steps, or auto")
-        return value
-
 
 class DiagnosticsConfig(Strict):
     """What each stage's fine-tune did to the weights (see forgetless.diagnostics); costs in bench/RESULTS.md."""
@@ -94,7 +97,7 @@ class DiagnosticsConfig(Strict):
     drift: bool = Field(default=True, description="||theta - theta_0|| per block and module type, end of each stage")
     importance: bool = Field(default=True, description="diagonal Fisher on kept vs new texts per layer, at the start")
     interference: bool = Field(default=True, description="cosine of new-task and kept gradients during training")
-    every: int | Literal["auto"] = Field(
+    every: Every = Field(
         default="auto", description="steps between interference points; auto keeps them near `overhead`"
     )
     overhead: float = Field(
@@ -103,13 +106,6 @@ class DiagnosticsConfig(Strict):
     texts: int = Field(default=16, ge=1, description="texts per Fisher estimate (kept and new)")
     batch: int = Field(default=4, ge=1, description="texts per gradient at each interference point")
     sample: int = Field(default=10000, ge=0, description="Fisher entries kept for the scatter plot")
-
-    @field_validator("every")
-    @classmethod
-    def _positive(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("every must be a positive number of steps, or auto")
-        return value
 
 
 class RunConfig(Strict):

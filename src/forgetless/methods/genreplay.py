@@ -28,7 +28,7 @@ from pydantic import Field
 
 from forgetless.errors import ForgetlessError
 from forgetless.methods.base import METHODS, Method, MethodConfig, TrainContext
-from forgetless.methods.replay import replay_draw
+from forgetless.methods.replay import mixed_with
 from forgetless.paths import write_json_atomic, write_text_atomic
 
 SEED_PROMPTS = [
@@ -171,10 +171,4 @@ class GenReplay(Method):
         return out
 
     def training_data(self, dataset: Any, context: TrainContext) -> Any:
-        import datasets
-
-        replayed = replay_draw(self._texts, len(dataset), self.config.ratio, context.seed + context.stage)
-        mixed = datasets.concatenate_datasets(
-            [dataset.select_columns(["text"]), datasets.Dataset.from_dict({"text": replayed})]
-        )
-        return mixed.shuffle(seed=context.seed + context.stage)
+        return mixed_with(dataset, self._texts, self.config.ratio, context.seed + context.stage)

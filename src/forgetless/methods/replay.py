@@ -37,6 +37,17 @@ def replay_draw(pool: Sequence[T], new: int, ratio: float, seed: int) -> list[T]
     return [order[i % len(order)] for i in range(count)] if order else []
 
 
+def mixed_with(dataset: Any, pool: Sequence[str], ratio: float, seed: int) -> Any:
+    """`dataset` (a `text` column) with `replay_draw`'s texts from `pool` added, shuffled with `seed`."""
+    import datasets
+
+    replayed = replay_draw(pool, len(dataset), ratio, seed)
+    mixed = datasets.concatenate_datasets(
+        [dataset.select_columns(["text"]), datasets.Dataset.from_dict({"text": replayed})]
+    )
+    return mixed.shuffle(seed=seed)
+
+
 @METHODS.register("replay")
 class Replay(Method):
     config_class = ReplayConfig
@@ -48,8 +59,6 @@ class Replay(Method):
         self._current: list[str] = []
 
     def training_data(self, dataset: Any, context: TrainContext) -> Any:
-        import datasets
-
         pool = list(context.keep_texts) + self.buffer
         if not pool:
             raise ForgetlessError(
@@ -57,11 +66,7 @@ class Replay(Method):
                 "set `keep` in the config (general text to keep), or drop the replay method",
             )
         self._current = list(dataset["text"])
-        replayed = replay_draw(pool, len(dataset), self.config.ratio, context.seed + context.stage)
-        mixed = datasets.concatenate_datasets(
-            [dataset.select_columns(["text"]), datasets.Dataset.from_dict({"text": replayed})]
-        )
-        return mixed.shuffle(seed=context.seed + context.stage)
+        return mixed_with(dataset, pool, self.config.ratio, context.seed + context.stage)
 
     def end_stage(self, model: Any, context: TrainContext) -> None:
         rng = random.Random(context.seed + 1000 + context.stage)
