@@ -186,6 +186,15 @@ def run_command(
     run_run(config, [*(overrides or []), *extra], resume, auto)
 
 
+@app.command("classify")
+@friendly
+def classify_command(config: ConfigPath, overrides: Overrides = None) -> None:
+    """Give an encoder (minilm) a classification head, fine-tune it on a labelled task, audit what it forgot."""
+    from forgetless.cli.classify import run_classify
+
+    run_classify(config, overrides or [])
+
+
 @app.command("validate")
 @friendly
 def validate_command(config: ConfigPath, overrides: Overrides = None) -> None:

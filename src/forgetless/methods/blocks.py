@@ -22,7 +22,8 @@ class Depths:
     """A model's parameters split by depth; every parameter is in exactly one part.
 
     A head tied to the input embeddings (`tie_word_embeddings`) is one tensor: it counts as
-    embeddings, so freezing the embeddings freezes that head too.
+    embeddings, so freezing the embeddings freezes that head too. An encoder's embedding LayerNorm
+    (BERT's `embeddings.LayerNorm`) counts as embeddings; its pooler and classifier are the top.
     """
 
     embeddings: list[nn.Parameter]
@@ -72,7 +73,24 @@ def find_embeddings(model: nn.Module, blocks: nn.ModuleList | None = None) -> li
             modules.append(found)
     inside = {id(m) for m in blocks.modules()} if blocks is not None else set()
     modules += [m for m in model.modules() if isinstance(m, nn.Embedding) and id(m) not in inside]
+    if blocks is not None:
+        modules = [_owner(model, m, blocks) for m in modules]
     return _unique(p for m in modules for p in m.parameters())
+
+
+def _owner(model: nn.Module, embedding: nn.Module, blocks: nn.ModuleList) -> nn.Module:
+    """The largest module around `embedding` that holds no block: BERT's `embeddings` (word, position
+    and type embeddings with their LayerNorm), or the embedding itself where its parent holds the blocks
+    too (Llama's `embed_tokens`, GPT-2's `wte`)."""
+    parents = {id(child): parent for parent in model.modules() for child in parent.children()}
+    holding, node = {id(blocks)}, blocks  # the blocks and every module above them
+    while id(node) in parents:
+        node = parents[id(node)]
+        holding.add(id(node))
+    owner = embedding
+    while id(owner) in parents and id(parents[id(owner)]) not in holding:
+        owner = parents[id(owner)]
+    return owner
 
 
 def split_by_depth(model: nn.Module) -> Depths:

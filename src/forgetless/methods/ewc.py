@@ -12,7 +12,8 @@ the true next tokens; `fisher="sampled"` scores tokens drawn from the model's ow
 is the true Fisher, one Monte Carlo draw per position (Kunstner et al., NeurIPS 2019, on why the two
 differ). For a model that is not a language model (a classifier on a plain nn.Module),
 `context.keep_batches` gives (inputs, targets) batches instead and the Fisher is the squared
-gradient of each batch's mean cross-entropy, averaged over batches (`fisher_from_batches`).
+gradient of each batch's mean cross-entropy, averaged over batches (`fisher_from_batches`); for an
+encoder whose head is new, `output="embedding"` takes the Fisher of its sentence embedding instead.
 `normalize="mean"` divides F so its mean over all entries is 1 (before online combining): raw Fisher
 values scale with model size, vocabulary and text length, while mean-normalized EWC at strength lam
 is L2-SP at alpha = lam with the same total pull, re-distributed by importance.
@@ -46,6 +47,7 @@ from forgetless.methods.anchors import (
     weighted_squared_distance,
 )
 from forgetless.methods.base import METHODS, Method, MethodConfig, TrainContext, trainable
+from forgetless.methods.embedding_fisher import embedding_fisher_loss
 
 
 class EWCConfig(MethodConfig):
@@ -64,6 +66,11 @@ class EWCConfig(MethodConfig):
     )
     online: bool = Field(default=True, description="carry the Fisher into later stages (online EWC)")
     gamma: float = Field(default=1.0, gt=0, le=1, description="decay of the carried Fisher: F = F_new + gamma * F_old")
+    output: Literal["logits", "embedding"] = Field(
+        default="logits",
+        description="with keep_batches: the Fisher of the logits (a trained head), or of the mean-pooled "
+        "embedding (an encoder whose head is new; see methods.embedding_fisher)",
+    )
 
 
 def _logits(outputs: Any) -> torch.Tensor:
@@ -269,7 +276,15 @@ class EWC(Method):
         if context.keep_batches:  # not a language model: (inputs, targets) batches, cross-entropy on the logits
             batches = context.keep_batches[: self.config.fisher_samples]
             loss = fisher_loss(self.config.fisher, context.seed + context.stage)
+            if self.config.output == "embedding":
+                batches = [({**inputs, "output_hidden_states": True}, y) for inputs, y in batches]
+                loss = embedding_fisher_loss(context.seed + context.stage)
             return fisher_from_batches(model, named, batches, loss)
+        if self.config.output == "embedding":
+            raise ForgetlessError(
+                "ewc: output 'embedding' is the Fisher of an encoder's embedding, and needs keep_batches",
+                "use forgetless classify with `keep:` data, or output: logits for a language model",
+            )
         if not context.keep_texts:
             raise ForgetlessError(
                 "ewc needs data of what must be kept to estimate the Fisher, but context.keep_texts is empty",
@@ -280,7 +295,7 @@ class EWC(Method):
 
     def _tag(self, context: TrainContext) -> dict[str, str]:
         # What a saved Fisher depends on: a file made under other settings or data is not reused.
-        keys = ("fisher", "fisher_samples", "normalize", "online", "gamma")
+        keys = ("fisher", "fisher_samples", "normalize", "online", "gamma", "output")
         digest = hashlib.blake2b(digest_size=8)
         if context.keep_batches:
             for inputs, targets in context.keep_batches[: self.config.fisher_samples]:

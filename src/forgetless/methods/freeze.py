@@ -7,7 +7,9 @@ the head first). Three choices:
 
 - `embeddings`: the input (and position) embeddings only. A head tied to them freezes with them.
 - `first_n`: the embeddings and the lowest `n` transformer blocks.
-- `all_but_head`: everything below the top: only the final norm and the output head train.
+- `all_but_head`: everything below the top: only the final norm and the output head train. On an
+  encoder classifier (BERT) only the head trains: its pooler and classifier, the classic linear probe
+  with the pooler's dense layer (the embedding LayerNorm counts as embeddings, see `blocks.Depths`).
 
 Frozen parameters are left out of the optimizer (Trainer builds it from trainable ones only), so
 they cost no optimizer memory and stay bit-identical.

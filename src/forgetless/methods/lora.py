@@ -71,6 +71,19 @@ def quantization(quantize: Literal["4bit", "8bit"]) -> Any:
     )
 
 
+def peft_task_type(model: Any) -> str:
+    """PEFT's task type for a transformers model. CAUSAL_LM wires generation and labels; SEQ_CLS keeps a
+    classifier's head (`classifier`, `score`) fully trainable beside the adapters (`modules_to_save`);
+    FEATURE_EXTRACTION is a bare encoder without a head. A plain nn.Module gets no task type."""
+    from forgetless.models.encoder import has_classifier_head
+
+    if has_classifier_head(model):
+        return "SEQ_CLS"
+    if getattr(model, "base_model", model) is model and not model.can_generate():
+        return "FEATURE_EXTRACTION"
+    return "CAUSAL_LM"
+
+
 def _loaded_bits(model: Any) -> str | None:
     if getattr(model, "is_loaded_in_4bit", False):
         return "4bit"
@@ -119,8 +132,7 @@ class Lora(Method):
             # Casts norms to fp32 and enables input grads so checkpointed quantized layers backpropagate.
             model = prepare_model_for_kbit_training(model)
         peft_config = PeftLoraConfig(
-            # CAUSAL_LM wires generation and labels; a plain nn.Module has neither, so it gets no task type.
-            task_type="CAUSAL_LM" if is_hf else None,
+            task_type=peft_task_type(model) if is_hf else None,
             r=cfg.r,
             lora_alpha=cfg.alpha,
             lora_dropout=cfg.dropout,

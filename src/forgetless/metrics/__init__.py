@@ -20,6 +20,7 @@ from forgetless.metrics.perplexity import (
     perplexity,
     perplexity_degradation,
 )
+from forgetless.metrics.ranking import paired_spearman_delta, ranks, retrieval_hits, spearman, spearman_interval
 from forgetless.metrics.transfer import (
     average_accuracy,
     backward_transfer,
@@ -49,7 +50,12 @@ __all__ = [
     "paired_accuracy_delta",
     "paired_mean_delta",
     "paired_perplexity_delta",
+    "paired_spearman_delta",
     "perplexity",
     "perplexity_degradation",
+    "ranks",
     "relative_change",
+    "retrieval_hits",
+    "spearman",
+    "spearman_interval",
 ]

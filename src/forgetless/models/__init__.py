@@ -1,5 +1,6 @@
-"""Loading causal language models: hub ids, local folders, GGUF files, PEFT adapters, the default."""
+"""Loading models: causal LMs (hub ids, local folders, GGUF files, PEFT adapters, the default) and encoders."""
 
+from forgetless.models.encoder import load_encoder
 from forgetless.models.loading import LoadedModel, load_model
 
-__all__ = ["LoadedModel", "load_model"]
+__all__ = ["LoadedModel", "load_encoder", "load_model"]

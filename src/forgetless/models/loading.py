@@ -136,14 +136,19 @@ def _load_adapter(path: Path, dtype: torch.dtype, base: str | None) -> tuple[Any
 
 
 def load_model(spec: str, *, device: str = "auto", dtype: str = "float32", base: str | None = None) -> LoadedModel:
-    """Load a causal LM for evaluation.
+    """Load a causal LM for evaluation (an encoder, through `models.encoder`, when `spec` names one).
 
     Args:
-        spec: built-in name (`smollm2-135m`), local folder, `.gguf` file, PEFT adapter folder, or hub id.
+        spec: built-in name (`smollm2-135m`, or the encoder `minilm`), local folder, `.gguf` file, PEFT adapter
+            folder, or hub id.
         device: `auto`, `cpu`, `cuda`, `cuda:1`...
         dtype: `float32`, `bfloat16` or `float16`.
         base: base model for an adapter whose config does not name a loadable one.
     """
+    from forgetless.models.encoder import is_encoder, load_encoder
+
+    if is_encoder(spec):  # BERT-like encoders score encoder probes (linear probes, embeddings)
+        return load_encoder(spec, device=device, dtype=dtype)
     torch_dtype = _resolve_dtype(dtype)
     target = resolve_device(device)
     model, tokenizer, source, details = _load_weights(spec, torch_dtype, base)

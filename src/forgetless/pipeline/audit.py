@@ -70,9 +70,10 @@ def describe_change(c: Comparison) -> str:
     if c.metric == "perplexity":
         return f"perplexity {c.before:.2f} -> {c.after:.2f} ({c.relative:+.1%})"
     scale = 100 if c.metric.startswith("acc") or c.metric == "expect_rate" else 1
-    interval = f" [{c.low * scale:+.1f}, {c.high * scale:+.1f}]" if c.low is not None else ""
+    d = 1 if scale == 100 else 3  # points to a tenth; other scores (a Spearman rho) to three decimals
+    interval = f" [{c.low * scale:+.{d}f}, {c.high * scale:+.{d}f}]" if c.low is not None else ""
     unit = " points" if scale == 100 else ""
-    return f"{c.metric} {c.before * scale:.1f} -> {c.after * scale:.1f} ({c.delta * scale:+.1f}{unit}{interval})"
+    return f"{c.metric} {c.before * scale:.{d}f} -> {c.after * scale:.{d}f} ({c.delta * scale:+.{d}f}{unit}{interval})"
 
 
 def audit(
