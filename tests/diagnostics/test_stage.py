@@ -40,3 +40,15 @@ def test_lora_drift_is_reported_as_the_merged_update(old_base: Path, tmp_path: P
     assert cells[("0", "q_proj")]["drift"] > 0 and not cells[("0", "q_proj")]["frozen"]
     assert cells[("embed", "embed")]["frozen"] and cells[("head", "head")]["drift"] == 0.0
     assert [p["step"] for p in report["interference"]["points"]] == [0, 3]
+
+
+def test_diagnostics_do_not_change_training(old_base: Path, tmp_path: Path) -> None:
+    import torch
+
+    from tests.diagnostics.conftest import train_new_task
+
+    measured, report, _ = train_with_diagnostics(old_base, tmp_path / "on", [], steps=4, every=1)
+    assert [p["step"] for p in report["interference"]["points"]] == [0, 1, 2, 3, 4]
+    plain, _ = train_new_task(old_base, tmp_path / "off", [], steps=4)
+    weights = dict(plain.named_parameters())
+    assert all(torch.equal(p, weights[n]) for n, p in measured.named_parameters())

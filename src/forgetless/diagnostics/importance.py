@@ -66,7 +66,7 @@ def fisher_summary(fisher: dict[str, torch.Tensor], positions: list[torch.Tensor
     Normalizing the means is the same as averaging `ewc.normalized(fisher, "mean")`: both divide by
     the mean entry over every tensor, here without a second model-sized copy.
     """
-    sums = {name: float(f.double().sum()) if f.numel() else 0.0 for name, f in fisher.items()}
+    sums = {name: float(f.sum(dtype=torch.float64)) if f.numel() else 0.0 for name, f in fisher.items()}
     count = sum(f.numel() for f in fisher.values())
     scale = sum(sums.values()) / count if count else 0.0
     cells = tally((name, {"sum": sums[name], "params": f.numel()}) for name, f in fisher.items())
