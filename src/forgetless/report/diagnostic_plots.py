@@ -29,6 +29,17 @@ def _colors() -> list[str]:
     return list(matplotlib.rcParams["axes.prop_cycle"].by_key().get("color", ["C0", "C1", "C2"]))
 
 
+def _layer_axis(ax: Any, groups: list[str]) -> None:
+    """Layer names along x; turned upright when there are many (a 30-block model)."""
+    ax.set_xticks(range(len(groups)), groups, rotation=90 if len(groups) > 12 else 0)
+    ax.set_xlim(-0.7, len(groups) - 0.3)
+    ax.set_xlabel(LAYERS_AXIS)
+
+
+def _width(groups: list[str]) -> float:
+    return max(8.0, min(16.0, 2.5 + 0.3 * len(groups)))
+
+
 def _ok(section: Any) -> bool:
     return isinstance(section, dict) and "error" not in section
 
@@ -43,7 +54,7 @@ def drift_figure(drift: dict[str, Any], prefix: str = "") -> tuple[str, str, Any
     cells = [c for c in drift["cells"] if c["relative"] is not None]
     modules = list(dict.fromkeys(c["module"] for c in cells))
     colors = _colors()
-    fig, ax = _figure()
+    fig, ax = _figure(_width(groups))
     width = 0.8 / max((sum(1 for c in cells if c["block"] == g) for g in groups), default=1)
     labelled: set[str] = set()
     for x, group in enumerate(groups):
@@ -60,12 +71,11 @@ def drift_figure(drift: dict[str, Any], prefix: str = "") -> tuple[str, str, Any
                 hatch="//" if cell["frozen"] else None,
             )
             labelled.add(module)
-    ax.set_xticks(range(len(groups)), groups)
-    ax.set_xlabel(LAYERS_AXIS)
+    _layer_axis(ax, groups)
     ax.set_ylabel("relative drift ||θ − θ₀|| / ||θ₀|| (%)\nhigher = moved more")
     what = "merged LoRA update" if drift["what"] == "lora" else "weights"
     ax.set_title(f"{prefix}How far each layer moved ({what})")
-    ax.legend(ncols=min(len(modules), 5), loc="upper left", fontsize=7)
+    ax.legend(title="module", loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
     total = drift["total"]["relative"]
     caption = (
         f"Drift of the {what} from the start of the stage to its end, per block and module type, as a share of "
@@ -77,15 +87,14 @@ def drift_figure(drift: dict[str, Any], prefix: str = "") -> tuple[str, str, Any
 
 def fisher_layers_figure(importance: dict[str, Any], prefix: str = "") -> tuple[str, str, Any]:
     """Two lines over the layers: mean Fisher on the kept texts and on the new task's."""
-    fig, ax = _figure()
     groups = _groups(importance["kept"]["blocks"])
+    fig, ax = _figure(_width(groups))
     for side, label in (("kept", "kept capability"), ("new", "new task")):
         by = {r["block"]: r["mean"] for r in importance[side]["blocks"]}
         ax.plot(range(len(groups)), [by.get(g, float("nan")) for g in groups], marker="o", label=label)
     ax.set_yscale("log")
-    ax.set_xticks(range(len(groups)), groups)
-    ax.set_xlabel(LAYERS_AXIS)
-    ax.set_ylabel("mean Fisher per weight\n(1 = model average, log scale; higher = matters more)")
+    _layer_axis(ax, groups)
+    ax.set_ylabel("mean Fisher per weight, log\n(1 = average; higher = matters more)")
     ax.set_title(f"{prefix}Which layers each task depends on")
     ax.legend(loc="best")
     caption = (
@@ -130,6 +139,9 @@ def interference_steps_figure(interference: dict[str, Any], prefix: str = "") ->
     fig, ax = _figure(7.0, 3.4)
     ax.axhline(0, color=_colors()[-1], linewidth=1, linestyle="--")
     ax.plot([p["step"] for p in points], [p["cosine"] for p in points], marker="o", label="all trainable weights")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_xlabel("training step")
     ax.set_ylabel("cos(∇ new loss, ∇ kept loss)\n< 0: the update undoes the kept")
     ax.set_title(f"{prefix}Gradient interference during training")
@@ -147,15 +159,14 @@ def interference_layers_figure(interference: dict[str, Any], prefix: str = "") -
     last = interference["points"][-1]
     rows = sorted((r for r in last["blocks"] if r["cosine"] is not None), key=lambda r: group_key(r["block"]))
     colors = _colors()
-    fig, ax = _figure()
+    fig, ax = _figure(_width([r["block"] for r in rows]))
     ax.axhline(0, color=colors[-1], linewidth=1)
     ax.bar(
         range(len(rows)),
         [r["cosine"] for r in rows],
         color=[colors[0] if r["cosine"] >= 0 else colors[1 % len(colors)] for r in rows],
     )
-    ax.set_xticks(range(len(rows)), [r["block"] for r in rows])
-    ax.set_xlabel(LAYERS_AXIS)
+    _layer_axis(ax, [r["block"] for r in rows])
     ax.set_ylabel("cos(∇ new loss, ∇ kept loss)\n< 0: the update undoes the kept")
     ax.set_ylim(-1.05, 1.05)
     ax.set_title(f"{prefix}Gradient interference by layer at step {last['step']}")
