@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from forgetless.config.run import Strict, TrainingConfig, _format, apply_override, build_methods
+from forgetless.config.run import Strict, TrainingConfig, read_config, validate_with_methods
 from forgetless.data.sources import Source
 from forgetless.errors import ConfigError, ForgetlessError
 
@@ -101,27 +100,9 @@ def _reference_problems(data: dict[str, Any], base_dir: Path) -> list[str]:
 
 def load_classify_config(path: Path, overrides: list[str] | None = None) -> tuple[ClassifyConfig, list[Any]]:
     """Read, override and validate a classify config; returns it with its instantiated methods."""
-    if not path.is_file():
-        raise ForgetlessError(f"config file '{path}' does not exist", "check the path")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ForgetlessError(f"config file '{path}' is not valid YAML: {error}", "fix the YAML syntax") from error
-    if not isinstance(data, dict):
-        raise ConfigError(str(path), ["the file must be a mapping (model:, task:, methods: ...)"])
-    for override in overrides or []:
-        apply_override(data, override)
-    problems: list[str] = []
-    config = None
-    try:
-        config = ClassifyConfig(**data)
-    except ValidationError as error:
-        problems.extend(_format(error))
-    entries = data.get("methods", [{"name": "full"}])
-    methods, method_problems = build_methods(entries if isinstance(entries, list) else [])
-    if not isinstance(entries, list):
-        method_problems.append("methods: must be a list of method mappings")
-    problems += method_problems + _method_problems(methods, data) + _reference_problems(data, path.parent)
+    data = read_config(path, overrides, "model:, task:, methods:")
+    config, methods, problems = validate_with_methods(ClassifyConfig, data)
+    problems += _method_problems(methods, data) + _reference_problems(data, path.parent)
     if problems or config is None:
         raise ConfigError(str(path), problems)
     if config.output_dir is None:

@@ -186,8 +186,8 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         node[last] = value
 
 
-def load_run_config(path: Path, overrides: list[str] | None = None) -> tuple[RunConfig, list[Any]]:
-    """Read, override and validate a run config; returns it with its instantiated methods."""
+def read_config(path: Path, overrides: list[str] | None, keys: str) -> dict[str, Any]:
+    """The YAML mapping at `path` with the `key=value` overrides applied; `keys` hints at its fields."""
     if not path.is_file():
         raise ForgetlessError(f"config file '{path}' does not exist", "check the path")
     try:
@@ -195,20 +195,31 @@ def load_run_config(path: Path, overrides: list[str] | None = None) -> tuple[Run
     except yaml.YAMLError as error:
         raise ForgetlessError(f"config file '{path}' is not valid YAML: {error}", "fix the YAML syntax") from error
     if not isinstance(data, dict):
-        raise ConfigError(str(path), ["the file must be a mapping (model:, stages:, methods: ...)"])
+        raise ConfigError(str(path), [f"the file must be a mapping ({keys} ...)"])
     for override in overrides or []:
         apply_override(data, override)
+    return data
+
+
+def validate_with_methods(cls: type[BaseModel], data: dict[str, Any]) -> tuple[Any, list[Any], list[str]]:
+    """(config or None, methods, problems): the config model and every listed method, problems collected."""
     problems: list[str] = []
     config = None
     try:
-        config = RunConfig(**data)
+        config = cls(**data)
     except ValidationError as error:
         problems.extend(_format(error))
     entries = data.get("methods", [{"name": "full"}])
     methods, method_problems = build_methods(entries if isinstance(entries, list) else [])
     if not isinstance(entries, list):
         method_problems.append("methods: must be a list of method mappings")
-    problems.extend(method_problems)
+    return config, methods, problems + method_problems
+
+
+def load_run_config(path: Path, overrides: list[str] | None = None) -> tuple[RunConfig, list[Any]]:
+    """Read, override and validate a run config; returns it with its instantiated methods."""
+    data = read_config(path, overrides, "model:, stages:, methods:")
+    config, methods, problems = validate_with_methods(RunConfig, data)
     problems.extend(check_references(data, path.parent))
     stages = data.get("stages")
     if any(m.config.name == "lora" for m in methods) and isinstance(stages, list) and len(stages) > 1:
