@@ -111,8 +111,13 @@ def test_reads_audits_and_demos(tmp_path) -> None:  # noqa: ANN001
             "methods": {"full": audit(0.50, 30.0, 30.0), "replay": audit(0.60, 20.0, 45.0)},
         },
     )
-    result = compare([one, demo], "5pt")
-    assert [e["label"] for e in result["entries"]] == ["one", "full", "replay"]
+    fixed = write(
+        tmp_path / "fixed",
+        "repair.json",
+        {"schema": "forgetless.repair/1", "chosen_alpha": 0.375, "budget": "5pt", "audit": audit(0.55, 25.0, 48.0)},
+    )
+    result = compare([one, demo, fixed], "5pt")
+    assert [e["label"] for e in result["entries"]] == ["one", "full", "replay", "repair alpha=0.375"]
     assert result["budget"] == "5pt"
     with pytest.raises(ForgetlessError, match="holds no results.json"):
         compare([tmp_path / "one", tmp_path], None)

@@ -7,14 +7,13 @@ import json
 import pytest
 
 from forgetless.errors import ConfigError
-from forgetless.models import load_model
 from forgetless.pipeline import demo
 from forgetless.train.finetune import FinetuneSettings
 
 
 @pytest.fixture
 def tiny_demo(tiny_model, tiny_suite, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setattr(demo, "load_model", lambda spec: load_model(str(tiny_model), device="cpu"))
+    monkeypatch.setattr(demo, "BASE_MODEL", str(tiny_model))
     settings = FinetuneSettings(steps=3, learning_rate=1e-2, batch_size=4, max_length=32)
     monkeypatch.setitem(demo.PRESETS, "quick", demo.DemoPreset(str(tiny_suite), settings))
 
@@ -66,3 +65,30 @@ def test_keep_texts_avoid_the_scored_passages() -> None:
 def test_unknown_demo_method(tiny_demo, tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError, match="unknown demo method"):
         demo.run_demo(quick=True, out=tmp_path, methods=["ful"])
+
+
+def test_demo_runs_every_recipe_and_repairs_full(tiny_demo, tmp_path) -> None:  # noqa: ANN001
+    result = demo.run_demo(quick=True, out=tmp_path / "demo", methods=["full", "ewc", "lora", "repair"], seed=1)
+    assert list(result["methods"]) == ["full", "ewc", "lora", "repair"]
+    assert result["settings"]["seed"] == 1 and result["recipes"]["lora"]["learning_rate"] == 2e-3
+    lora = result["methods"]["lora"]
+    assert lora["training"]["learning_rate"] == 2e-3  # the recipe's own rate, not the preset's
+    # LoRA is merged before saving: a plain model folder, different weights from the base.
+    assert (tmp_path / "demo" / "lora" / "model" / "model.safetensors").is_file()
+    assert lora["tuned"]["model"]["fingerprint"] != lora["base"]["model"]["fingerprint"]
+    repaired = json.loads((tmp_path / "demo" / "repair" / "repair.json").read_text())
+    alpha = repaired["chosen_alpha"]
+    assert result["repair"]["chosen_alpha"] == alpha and 0 <= alpha <= 1
+    # The repair row's audit is the interpolated model at the chosen alpha, within the demo's budget.
+    point = next(p for p in repaired["curve"] if p["alpha"] == alpha)
+    assert point["within"] and repaired["budget"] == demo.DEMO_BUDGET
+    assert result["methods"]["repair"]["training"]["repair"] == {"of": "full", "alpha": alpha}
+    frontier = json.loads((tmp_path / "demo" / "compare.json").read_text())
+    assert [e["label"] for e in frontier["entries"]] == ["full", "ewc", "lora", "repair"]
+    assert "alpha" in (tmp_path / "demo" / "repair" / "report.html").read_text()
+    assert set(result["seconds"]) == {"base", "full", "ewc", "lora", "repair", "total"}
+
+
+def test_repair_needs_full(tiny_demo, tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(ConfigError, match="add full"):
+        demo.run_demo(quick=True, out=tmp_path, methods=["l2sp", "repair"])

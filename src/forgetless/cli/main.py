@@ -208,13 +208,16 @@ def validate_command(config: ConfigPath, overrides: Overrides = None) -> None:
 @friendly
 def demo_command(
     quick: Annotated[bool, typer.Option(help="The one-minute probe suite instead of the general one.")] = False,
-    methods: Annotated[str, typer.Option(help="Comma-separated: full, l2sp, replay.")] = "full,l2sp,replay",
+    methods: Annotated[
+        str, typer.Option(help="Comma-separated, from: full, l2sp, ewc, replay, lora, repair (needs full).")
+    ] = "full,l2sp,ewc,replay,lora,repair",
+    seed: Annotated[int, typer.Option(help="Training seed (data order, dropout, replay draws).")] = 0,
     out: Out = None,
 ) -> None:
     """Score SmolLM2-135M, fine-tune it on SST-2 reviews with each method, show what each gained and forgot."""
     from forgetless.pipeline.demo import run_demo
 
-    run_demo(quick=quick, out=out, methods=[m.strip() for m in methods.split(",") if m.strip()])
+    run_demo(quick=quick, out=out, methods=[m.strip() for m in methods.split(",") if m.strip()], seed=seed)
 
 
 def quiet_libraries() -> None:

@@ -77,7 +77,7 @@ def _entries(path: Path) -> list[Entry]:
     if schema.startswith("forgetless.audit/"):
         return [Entry(folder.name, str(folder), data)]
     if schema.startswith("forgetless.repair/"):
-        return [Entry(f"repair alpha={data['chosen']['alpha']:g}", str(folder), data["audit"], data.get("budget", ""))]
+        return [Entry(f"repair alpha={data['chosen_alpha']:g}", str(folder), data["audit"], data.get("budget", ""))]
     if schema.startswith("forgetless.demo/"):
         return [Entry(name, f"{folder}/{name}", audit) for name, audit in data["methods"].items()]
     raise ForgetlessError(

