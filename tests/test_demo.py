@@ -70,9 +70,9 @@ def test_unknown_demo_method(tiny_demo, tmp_path) -> None:  # noqa: ANN001
 def test_demo_runs_every_recipe_and_repairs_full(tiny_demo, tmp_path) -> None:  # noqa: ANN001
     result = demo.run_demo(quick=True, out=tmp_path / "demo", methods=["full", "ewc", "lora", "repair"], seed=1)
     assert list(result["methods"]) == ["full", "ewc", "lora", "repair"]
-    assert result["settings"]["seed"] == 1 and result["recipes"]["lora"]["learning_rate"] == 2e-3
+    assert result["settings"]["seed"] == 1 and result["recipes"]["lora"]["learning_rate"] == 5e-4
     lora = result["methods"]["lora"]
-    assert lora["training"]["learning_rate"] == 2e-3  # the recipe's own rate, not the preset's
+    assert lora["training"]["learning_rate"] == 5e-4  # the recipe's own rate, not the preset's
     # LoRA is merged before saving: a plain model folder, different weights from the base.
     assert (tmp_path / "demo" / "lora" / "model" / "model.safetensors").is_file()
     assert lora["tuned"]["model"]["fingerprint"] != lora["base"]["model"]["fingerprint"]

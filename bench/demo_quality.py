@@ -1,0 +1,116 @@
+"""Quality table of the demo (benchmark 3 of issue 6): every method, several seeds, one frontier.
+
+Runs `forgetless demo [--quick] --seed S` once per seed, each in its own process (its wall time and
+peak RSS are its own), into OUT/seed-S (models are saved there: about 3 GB a seed, so not in the
+repository), then tabulates per method and seed: the target's held-out perplexity change, every
+general probe's change with its verdict (forgot / kept / improved, by the 95% paired interval), the
+share of the demo budget used and whether the method was within it (compare.json). Writes
+bench/results/demo_quality[-quick].json and .md and prints the markdown.
+
+    .venv/bin/python bench/demo_quality.py --seeds 0,1            # ~40 min on 2 idle cores
+    .venv/bin/python bench/demo_quality.py --seeds 0,1 --quick    # ~10 min
+    .venv/bin/python bench/demo_quality.py --seeds 0,1 --no-run   # re-tabulate finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FORGETLESS = Path(sys.executable).with_name("forgetless")
+
+
+def run_seed(out: Path, seed: int, quick: bool) -> dict:
+    command = [str(FORGETLESS), "demo", "--seed", str(seed), "--out", str(out), *(["--quick"] if quick else [])]
+    print("$", " ".join(command), flush=True)
+    began = time.perf_counter()
+    subprocess.run(command, check=True)
+    wall = time.perf_counter() - began
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # GiB; the largest child so far
+    return {"seed": seed, "wall_seconds": wall, "peak_rss_gib_so_far": peak}
+
+
+def change(comparison: dict) -> str:
+    if comparison["metric"] == "perplexity":
+        text = f"{comparison['relative']:+.1%}"
+    else:
+        text = f"{100 * comparison['delta']:+.1f}pt"
+    mark = {"forgot": " forgot", "improved": " better"}.get(comparison["verdict"], "")
+    return text + mark
+
+
+def tabulate(folders: dict[int, Path]) -> dict:
+    methods: dict[str, dict] = {}
+    probes: list[str] = []
+    for seed, folder in folders.items():
+        demo = json.loads((folder / "demo.json").read_text())
+        frontier = {e["label"]: e for e in json.loads((folder / "compare.json").read_text())["entries"]}
+        for name, audit in demo["methods"].items():
+            row = methods.setdefault(name, {"seeds": {}})
+            cells = {c["probe"]: c for c in audit["comparisons"]}
+            probes = probes or [p for p in cells if p != "target"]
+            row["seeds"][seed] = {
+                "target_ppl_change": cells["target"]["relative"],
+                "probes": {p: change(cells[p]) for p in probes},
+                "forgot": [p for p in probes if cells[p]["verdict"] == "forgot"],
+                "budget_used": frontier[name]["budget_used"],
+                "status": frontier[name]["status"],
+                "seconds": demo["seconds"].get(name),
+            }
+        if demo.get("repair"):
+            methods["repair"]["seeds"][seed]["alpha"] = demo["repair"]["chosen_alpha"]
+    for row in methods.values():
+        gains = [s["target_ppl_change"] for s in row["seeds"].values()]
+        row["target_ppl_change_mean"] = statistics.fmean(gains)
+        row["within_budget"] = sum(s["status"] != "over" for s in row["seeds"].values())
+    return {"probes": probes, "methods": methods}
+
+
+def markdown(table: dict, seeds: list[int]) -> str:
+    header = ["method", "target ppl change", *table["probes"], "budget used", "within budget"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in table["methods"].items():
+        runs = [row["seeds"][s] for s in seeds if s in row["seeds"]]
+        label = name + (f" (alpha {', '.join(str(r['alpha']) for r in runs)})" if "alpha" in runs[0] else "")
+        cells = [
+            label,
+            " / ".join(f"{r['target_ppl_change']:+.1%}" for r in runs),
+            *(" / ".join(r["probes"][p] for r in runs) for p in table["probes"]),
+            " / ".join(f"{r['budget_used']:.0f}%" for r in runs),
+            f"{row['within_budget']} of {len(runs)}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + f"\n\nEach cell: seed {' / seed '.join(map(str, seeds))}.\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/forgetless-demo-quality"))
+    parser.add_argument("--no-run", action="store_true", help="only tabulate folders already written")
+    args = parser.parse_args()
+    if not FORGETLESS.is_file():
+        sys.exit(f"{FORGETLESS} not found: run with the project's .venv/bin/python (make install)")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    base = args.out / ("quick" if args.quick else "full")
+    folders = {s: base / f"seed-{s}" for s in seeds}
+    runs = [] if args.no_run else [run_seed(folders[s], s, args.quick) for s in seeds]
+    table = tabulate(folders)
+    text = markdown(table, seeds)
+    name = "demo_quality-quick" if args.quick else "demo_quality"
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / f"{name}.json").write_text(json.dumps({"runs": runs, **table}, indent=1) + "\n")
+    (HERE / "results" / f"{name}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
