@@ -24,7 +24,7 @@ def test_onset_is_the_first_check_over_budget() -> None:
     }
     assert code_demo.onset(watch) == {"step": 30, "over": [over]}
     assert code_demo.onset({"points": watch["points"][:3]}) is None
-    assert "lambada_ppl perplexity +15.0% (limit 10%)" == code_demo._describe(over)
+    assert code_demo._describe(over) == "lambada_ppl perplexity +15.0% (limit 10%)"
 
 
 def test_code_scenario_is_a_watched_run(tiny_model, tiny_suite, tmp_path, monkeypatch) -> None:  # noqa: ANN001

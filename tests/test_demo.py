@@ -19,8 +19,8 @@ def tiny_demo(tiny_model, tiny_suite, monkeypatch):  # noqa: ANN001, ANN201
 
 
 def test_demo_compares_methods_from_the_same_base(tiny_demo, tmp_path) -> None:  # noqa: ANN001
-    result = demo.run_demo(quick=True, out=tmp_path / "demo", methods=["full", "replay"])
-    assert set(result["methods"]) == {"full", "replay"}
+    result = demo.run_demo(quick=True, out=tmp_path / "demo", methods=["full", "expand", "replay"])
+    assert list(result["methods"]) == ["full", "expand", "replay"]
     saved = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert saved["schema"] == "forgetless.demo/1"
     for name in ("full", "replay"):
@@ -40,7 +40,14 @@ def test_demo_compares_methods_from_the_same_base(tiny_demo, tmp_path) -> None: 
     assert len(held_out) == demo.HELD_OUT and "Sentiment:" in held_out[0]
     # The report opens with the methods' frontier; each method has its own audit report.
     frontier = json.loads((tmp_path / "demo" / "compare.json").read_text())
-    assert [e["label"] for e in frontier["entries"]] == ["full", "replay"] and frontier["budget"] == demo.DEMO_BUDGET
+    assert [e["label"] for e in frontier["entries"]] == ["full", "expand", "replay"]
+    assert frontier["budget"] == demo.DEMO_BUDGET
+    # expand inserts blocks into its own copy: the recipe after it starts from the unexpanded base.
+    layers = {
+        n: json.loads((tmp_path / "demo" / n / "model" / "config.json").read_text())["num_hidden_layers"]
+        for n in result["methods"]
+    }
+    assert layers["expand"] == layers["full"] + 2 and layers["replay"] == layers["full"]
     assert "Frontier" in (tmp_path / "demo" / "report.html").read_text()
     assert all((tmp_path / "demo" / name / "report.html").is_file() for name in ("full", "replay"))
 

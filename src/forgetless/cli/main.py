@@ -209,7 +209,10 @@ def validate_command(config: ConfigPath, overrides: Overrides = None) -> None:
 def demo_command(
     quick: Annotated[bool, typer.Option(help="About 5 minutes: fewer steps, the one-minute probe suite.")] = False,
     methods: Annotated[
-        str, typer.Option(help="Comma-separated, from: full, l2sp, ewc, replay, lora, repair (needs full).")
+        str,
+        typer.Option(
+            help="Comma-separated: full, l2sp, ewc, replay, lora, repair (needs full); genreplay, expand, sam."
+        ),
     ] = "full,l2sp,ewc,replay,lora,repair",
     scenario: Annotated[
         str, typer.Option(help="sst2: every method on a narrow task; code: where forgetting begins on stdlib source.")

@@ -68,7 +68,7 @@ def code_config(out: Path, preset: CodePreset, seed: int = 0) -> dict[str, Any]:
                 "data": {
                     "source": {"path": str(STDLIB), "pattern": "**/*.py"},
                     "format": "pack",
-                    "text": "{{ text[:%d] }}" % CHARS,
+                    "text": f"{{{{ text[:{CHARS}] }}}}",
                     "limit": FILES,
                     "held_out": HELD_OUT,
                 },

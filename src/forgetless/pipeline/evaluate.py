@@ -79,4 +79,3 @@ def evaluate(
         "probe_configs": {r["name"]: r["items_key"] for r in results},
         "seconds": time.perf_counter() - start,
     }
-
