@@ -150,7 +150,9 @@ def run_demo(
         if problems:
             raise ConfigError(f"demo method {name}", problems)
         console.rule(f"{name}: {s.steps} steps on {len(train)} reviews, lr {s.learning_rate}, batch {s.batch_size}")
-        context = TrainContext(tokenizer=base.tokenizer, keep_texts=keep, seed=s.seed)
+        context = TrainContext(
+            tokenizer=base.tokenizer, keep_texts=keep, seed=s.seed, state_dir=folder / name / "state"
+        )
         model, training = finetune(work, base.tokenizer, train, folder / name / "trainer", s, built, context)
         if hasattr(model, "merge_and_unload"):  # LoRA: score and save the merged weights, free the base again
             model = model.merge_and_unload()
