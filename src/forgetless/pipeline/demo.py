@@ -40,7 +40,7 @@ HELD_OUT = 100  # the last 100 reviews are never trained on
 DEMO_BUDGET = "10%,5pt"  # what the report's frontier judges by: perplexities +10%, accuracies -5 points
 KEEP = 256  # LAMBADA passages to replay (and to estimate EWC's Fisher on), disjoint from those scored
 REPAIR = "repair"  # not a training recipe: the `full` fine-tune interpolated back within DEMO_BUDGET
-REPAIR_STEPS = 2  # bisection steps: the repaired alpha is exact to 1/4 (each step scores the suite once)
+REPAIR_STEPS = 3  # bisection steps: the repaired alpha is exact to 1/8 (each step scores the suite once)
 
 
 @dataclass(frozen=True)
