@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo demo-quick test lint bench-avalanche
+.PHONY: install browser demo demo-quick demo-code test lint bench-avalanche
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ demo: $(STAMP)
 
 demo-quick: $(STAMP)
 	$(BIN)/forgetless demo --quick
+
+demo-code: $(STAMP)
+	$(BIN)/forgetless demo --scenario code
 
 test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -q
