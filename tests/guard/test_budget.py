@@ -46,6 +46,15 @@ def test_named_limit_overrides_the_global_one_of_its_unit() -> None:
     assert str(budget) == "2pt,5%,lambada:10%"
 
 
+def test_canaries_are_budgeted_only_by_name() -> None:
+    """One changed answer of 7 canary prompts is 14 points: a global points limit must not judge them."""
+    flipped = comparison("canaries", "expect_rate", 6 / 7, 5 / 7, -0.43, 0.0)
+    assert Budget.parse("5pt").check([flipped]) == []
+    assert Budget.parse("5pt").limit_for("canaries", "expect_rate") is None
+    (check,) = Budget.parse("5pt,canaries:30pt").check([flipped])
+    assert (round(check.change, 1), check.limit, check.status) == (14.3, 30.0, "within")
+
+
 def test_check_within_noise_and_over() -> None:
     budget = Budget.parse("2pt,5%")
     checks = budget.check(

@@ -5,8 +5,9 @@ A budget is a list of limits, each written `[probe:]AMOUNT UNIT`:
 - `2pt` (points): an accuracy may drop by at most 2 percentage points (0.63 -> 0.61 is 2 points).
 - `5%` (percent): a perplexity may rise by at most 5% of its value before tuning.
 
-A limit without a probe name applies to every general probe whose primary metric has its unit;
-a named limit overrides it for that probe. So `2pt,5%,lambada:10%` allows 2 points on every
+A limit without a probe name applies to every general probe whose primary metric has its unit
+(canaries' expect_rate only when named: a few prompts cannot resolve a few points); a named limit
+overrides it for that probe. So `2pt,5%,lambada:10%` allows 2 points on every
 accuracy probe, 5% on every perplexity probe except LAMBADA, which may rise 10%.
 
 A probe is over budget only when its estimated change is past the limit *and* the change is beyond
@@ -30,6 +31,10 @@ UNITS = {"pt": "points", "pts": "points", "point": "points", "points": "points",
 ACCURACY_METRICS = {"acc", "acc_norm", "acc_bytes", "expect_rate"}
 PERPLEXITY_METRICS = {"perplexity"}
 UNIT_METRICS = {"points": ACCURACY_METRICS, "percent": PERPLEXITY_METRICS}
+# What an unnamed limit bounds. Not a canary's expect_rate: a handful of prompts, so one changed
+# answer moves it by 1/n (14 points of 7) and a global `2pt` would be decided by single prompts.
+# Name the probe to budget it (`canaries:30pt`).
+GLOBAL_METRICS = {"points": ACCURACY_METRICS - {"expect_rate"}, "percent": PERPLEXITY_METRICS}
 _LIMIT = re.compile(r"^(?:(?P<probe>[A-Za-z0-9_.-]+)\s*:)?\s*(?P<amount>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[A-Za-z%]*)$")
 
 
@@ -124,7 +129,7 @@ class Budget:
         named = [x for x in self.limits if x.probe == probe]
         if named:
             return named[-1]
-        general = [x for x in self.limits if x.probe is None and metric in UNIT_METRICS[x.unit]]
+        general = [x for x in self.limits if x.probe is None and metric in GLOBAL_METRICS[x.unit]]
         return general[-1] if general else None
 
     def check(self, comparisons: list[Comparison]) -> list[BudgetCheck]:
