@@ -82,7 +82,7 @@ class DemoPreset:
 ABOVE_CHANCE = ("lambada_ppl", "arc_easy", "hellaswag", "piqa", "winogrande", "canaries")
 PRESETS = {
     "full": DemoPreset("general", FinetuneSettings(steps=40, learning_rate=3e-4, batch_size=8), ABOVE_CHANCE),
-    "quick": DemoPreset("quick", FinetuneSettings(steps=24, learning_rate=3e-4, batch_size=8)),
+    "quick": DemoPreset("quick", FinetuneSettings(steps=16, learning_rate=3e-4, batch_size=8)),
 }
 
 
