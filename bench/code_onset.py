@@ -7,7 +7,8 @@ per learning rate, and tabulates every check: LAMBADA perplexity change, ARC-Eas
 held-out code's perplexity change, and the step at which a general probe first went over budget
 (past the limit with its 95% interval excluding zero). Writes bench/results/code_onset.json and .md.
 
-    .venv/bin/python bench/code_onset.py --lrs 2e-4,5e-4,1e-3 --steps 100 --every 20   # ~25 min on 2 cores
+    .venv/bin/python bench/code_onset.py --lrs 2e-4,5e-4,1e-3 --steps 100 --every 20   # ~35 min on 2 cores
+    .venv/bin/python bench/code_onset.py --lrs 2e-4,5e-4,1e-3 --no-run   # re-tabulate OUT/lr-*/results.json
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from forgetless.pipeline.code_demo import CodePreset, run_code_demo
+from forgetless.pipeline.code_demo import CodePreset, onset, run_code_demo
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,9 +46,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--every", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("/tmp/forgetless-code-onset"))
+    parser.add_argument("--no-run", action="store_true", help="only tabulate the runs already in --out")
     args = parser.parse_args()
     runs = []
     for lr in [float(x) for x in args.lrs.split(",")]:
+        if args.no_run:
+            result = json.loads((args.out / f"lr-{lr:g}" / "results.json").read_text())
+            began = onset(result["stages"][0]["training"]["watch"])
+            summary = f"first over budget at step {began['step']}" if began else "never over budget"
+            runs.append({"learning_rate": lr, "onset_step": began and began["step"], "summary": summary})
+            runs[-1]["points"] = points(result)
+            continue
         began = time.perf_counter()
         done = run_code_demo(out=args.out / f"lr-{lr:g}", preset=CodePreset(args.steps, lr, args.every))
         runs.append(
