@@ -24,7 +24,9 @@ def test_onset_is_the_first_check_over_budget() -> None:
     }
     assert code_demo.onset(watch) == {"step": 30, "over": [over]}
     assert code_demo.onset({"points": watch["points"][:3]}) is None
-    assert code_demo._describe(over) == "lambada_ppl perplexity +15.0% (limit 10%)"
+    assert code_demo._describe(over) == "lambada_ppl perplexity +15.0% (limit +10%)"
+    drop = {"probe": "arc_easy", "metric": "acc", "change": 14.0, "limit": 5, "unit": "points", "status": "over"}
+    assert code_demo._describe(drop) == "arc_easy acc -14.0 points (limit -5)"
 
 
 def test_code_scenario_is_a_watched_run(tiny_model, tiny_suite, tmp_path, monkeypatch) -> None:  # noqa: ANN001

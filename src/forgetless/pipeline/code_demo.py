@@ -121,5 +121,7 @@ def run_code_demo(
 
 
 def _describe(check: dict[str, Any]) -> str:
-    unit = " points" if check["unit"] == "points" else "%"
-    return f"{check['probe']} {check['metric']} {check['change']:+.1f}{unit} (limit {check['limit']:g}{unit})"
+    """`change` is the loss in the limit's unit (positive = worse): a rise in perplexity, a drop in accuracy."""
+    if check["unit"] == "points":
+        return f"{check['probe']} {check['metric']} -{check['change']:.1f} points (limit -{check['limit']:g})"
+    return f"{check['probe']} {check['metric']} +{check['change']:.1f}% (limit +{check['limit']:g}%)"
