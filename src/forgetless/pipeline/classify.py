@@ -24,7 +24,7 @@ from forgetless.models.loading import LoadedModel
 from forgetless.paths import write_json_atomic, write_text_atomic
 from forgetless.probes.classifier import ClassifierConfig, ClassifierProbe
 from forgetless.probes.labelled import Labelled, build_labelled, check_labels, infer_num_labels
-from forgetless.train.finetune import FinetuneSettings
+from forgetless.train.finetune import FinetuneSettings, settings_from
 
 
 def read_labelled(data: LabelledDataConfig, base_dir: Path, what: str) -> Labelled:
@@ -75,20 +75,7 @@ def target_probe(held: Labelled, path: Path, name: str, max_length: int) -> Clas
 
 
 def _settings(config: ClassifyConfig) -> FinetuneSettings:
-    t = config.training
-    return FinetuneSettings(
-        steps=t.steps,
-        learning_rate=t.learning_rate,
-        batch_size=t.batch_size,
-        max_length=t.max_length,
-        seed=t.seed,
-        gradient_accumulation=t.gradient_accumulation,
-        warmup_steps=t.warmup_steps,
-        weight_decay=t.weight_decay,
-        save_steps=None,  # minutes-long runs: no checkpoints (and no --resume)
-        bf16=t.bf16,
-        report_to=t.report_to,
-    )
+    return settings_from(config.training, save_steps=None)  # minutes-long runs: no checkpoints (and no --resume)
 
 
 def resolved(config: ClassifyConfig, methods: list[Method]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from forgetless.report.html import write_report
 from forgetless.report.markdown import audit_markdown
 from forgetless.suites import load_suite
 from forgetless.train.data import load_examples
-from forgetless.train.finetune import FinetuneSettings, finetune
+from forgetless.train.finetune import FinetuneSettings, finetune, settings_from
 
 RUN_SCHEMA = "forgetless.run/1"
 
@@ -53,21 +53,8 @@ def transfer_metrics(R: list[list[float]]) -> dict[str, Any]:
 
 
 def _settings(config: RunConfig, stage_index: int) -> FinetuneSettings:
-    t, stage = config.training, config.stages[stage_index]
-    return FinetuneSettings(
-        steps=stage.steps or t.steps,
-        learning_rate=t.learning_rate,
-        batch_size=t.batch_size,
-        max_length=t.max_length,
-        seed=t.seed,
-        gradient_accumulation=t.gradient_accumulation,
-        warmup_steps=t.warmup_steps,
-        weight_decay=t.weight_decay,
-        save_steps=t.save_steps,
-        bf16=t.bf16,
-        pack=stage.data.format == "pack",
-        report_to=t.report_to,
-    )
+    stage = config.stages[stage_index]
+    return settings_from(config.training, steps=stage.steps or config.training.steps, pack=stage.data.format == "pack")
 
 
 def run(config: RunConfig, methods: list[Method], config_dir: Path, resume: bool = False) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,12 @@ class FinetuneSettings:
     bf16: bool = False
     pack: bool = False  # concatenate examples into full blocks (continued pre-training)
     report_to: list[str] | None = None  # Trainer integrations (tensorboard, wandb, mlflow...); None: none
+
+
+def settings_from(training: Any, **decided: Any) -> FinetuneSettings:
+    """FinetuneSettings from a config's `training` section (same field names); `decided`: what the caller sets."""
+    names = [f.name for f in fields(FinetuneSettings)]
+    return FinetuneSettings(**{n: getattr(training, n) for n in names if hasattr(training, n)} | decided)
 
 
 def finetune(
