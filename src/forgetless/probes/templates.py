@@ -2,6 +2,10 @@
 
 Text fields render to strings. List and index fields render to Python values (Jinja's native
 environment), so `{{ choices.text }}` is a list and `{{ choices.label.index(answerKey) }}` an int.
+
+Templates come from suite and config files and the command line: text a user may have been sent.
+They render in Jinja's immutable sandbox (as transformers renders chat templates), so a template
+can read its record but not reach Python internals (`cycler.__init__.__globals__.os`) or mutate data.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 
 import jinja2
 from jinja2.nativetypes import NativeEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from forgetless.errors import ForgetlessError
 
@@ -27,8 +32,12 @@ def hellaswag_preprocess(text: str) -> str:
 FILTERS = {"hellaswag": hellaswag_preprocess}
 
 
+class _SandboxedNativeEnvironment(ImmutableSandboxedEnvironment, NativeEnvironment):
+    """The sandbox's attribute and call checks with the native environment's Python-value output."""
+
+
 def _environment(native: bool) -> jinja2.Environment:
-    cls = NativeEnvironment if native else jinja2.Environment
+    cls = _SandboxedNativeEnvironment if native else ImmutableSandboxedEnvironment
     env = cls(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters.update(FILTERS)
     return env
@@ -51,6 +60,12 @@ def render(source: str, record: dict[str, Any], *, native: bool, where: str) -> 
     """Render a template on one record; a missing field names the field and the fields present."""
     try:
         return compile_template(source, native).render(**record)
+    except SecurityError as error:
+        raise ForgetlessError(
+            f"{where}: template {source!r} was refused: {error}",
+            "a template may read the item's fields and call plain methods such as str.upper or list.index, "
+            "not reach Python internals",
+        ) from error
     except jinja2.UndefinedError as error:
         raise ForgetlessError(
             f"{where}: template {source!r} failed: {error.message}",
