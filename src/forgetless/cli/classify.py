@@ -9,7 +9,7 @@ def run_classify(config: Path, overrides: list[str]) -> None:
     from forgetless.config.classify import load_classify_config
     from forgetless.pipeline.classify import classify
     from forgetless.report.rows import AUDIT_HEADER, audit_rows
-    from forgetless.report.terminal import out, print_table
+    from forgetless.report.terminal import print_table, say
 
     loaded, methods = load_classify_config(config, overrides)  # every problem reported before any model loads
     result = classify(loaded, methods, config.parent)
@@ -17,6 +17,6 @@ def run_classify(config: Path, overrides: list[str]) -> None:
     print_table(
         f"{loaded.model} with a {result['task']['num_labels']}-way head, {names}", AUDIT_HEADER, audit_rows(result)
     )
-    out.print(f"[bold]{result['summary']['headline']}[/]")
+    say((result["summary"]["headline"], "bold"))
     folder = loaded.output_dir
-    out.print(f"wrote {folder / 'audit.json'}, {folder / 'summary.md'}, {folder / 'report.html'}, {folder / 'model'}")
+    say(f"wrote {folder / 'audit.json'}, {folder / 'summary.md'}, {folder / 'report.html'}, {folder / 'model'}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from forgetless.errors import ForgetlessError
 from forgetless.report.html import write_report
-from forgetless.report.terminal import out, print_table, slug, write_outputs
+from forgetless.report.terminal import print_table, say, slug, write_outputs
 
 
 def _options(batch_tokens: int):  # noqa: ANN202
@@ -44,12 +44,12 @@ def run_eval(model, suite, target, limit, out_dir, device, dtype, batch_tokens, 
     loaded, extra = _suite_and_target(suite, target, limit)  # validate before loading any model
     options = _options(batch_tokens)
     lm = load_model(model, device=device, dtype=dtype, base=base)
-    result = evaluate(lm, loaded, extra_probes=extra, cache=ResultCache(enabled=not no_cache), options=options)
+    result = evaluate(lm, loaded, extra_probes=extra, cache=ResultCache(reuse=not no_cache), options=options)
     print_table(f"{model} on suite '{loaded.name}'", EVAL_HEADER, eval_rows(result))
     folder = out_dir or Path("forgetless-out") / f"eval-{slug(model)}-{loaded.name}"
     paths = write_outputs(folder, result, eval_markdown(result), "eval")
     paths.append(write_report(folder, "eval", result))
-    out.print("wrote " + ", ".join(str(p) for p in paths))
+    say("wrote " + ", ".join(str(p) for p in paths))
 
 
 def run_audit(
@@ -67,18 +67,18 @@ def run_audit(
         tuned_model,
         loaded,
         extra_probes=extra,
-        cache=ResultCache(enabled=not no_cache),
+        cache=ResultCache(reuse=not no_cache),
         options=options,
         device=device,
         dtype=dtype,
         adapter_base=base,
     )
     print_table(f"{tuned_model} against {base_model}", AUDIT_HEADER, audit_rows(result))
-    out.print(f"[bold]{result['summary']['headline']}[/]")
+    say((result["summary"]["headline"], "bold"))
     folder = out_dir or Path("forgetless-out") / f"audit-{slug(tuned_model)}-vs-{slug(base_model)}-{loaded.name}"
     paths = write_outputs(folder, result, audit_markdown(result), "audit")
     paths.append(write_report(folder, "audit", result))
-    out.print("wrote " + ", ".join(str(p) for p in paths))
+    say("wrote " + ", ".join(str(p) for p in paths))
 
 
 def run_repair(
@@ -102,14 +102,14 @@ def run_repair(
         device=device,
         dtype=dtype,
         adapter_base=base,
-        cache=ResultCache(enabled=not no_cache),
+        cache=ResultCache(reuse=not no_cache),
         options=options,
     )
     header, rows = curve_table(result)
     print_table(f"{tuned_model} interpolated with {base_model}, budget {result['budget']}", header, rows)
-    out.print(f"[bold]{result['summary']}[/]")
+    say((result["summary"], "bold"))
     report = write_report(folder, "repair", result)
-    out.print(f"wrote {folder / 'model'}, {folder / 'repair.json'}, {folder / 'repair.md'}, {report}")
+    say(f"wrote {folder / 'model'}, {folder / 'repair.json'}, {folder / 'repair.md'}, {report}")
 
 
 def run_ls(what: str) -> None:
@@ -159,8 +159,8 @@ def run_auto(loaded: Any, config_dir: Path) -> None:
     header = ["rung", "steps", report["field"], "target perplexity change", "within budget"]
     print_table(f"--auto: {report['method']}.{report['field']}, budget {report['budget']}", header, rows)
     chosen = report["chosen"]
-    out.print(f"[bold]chose {report['field']} = {chosen['value']:g}[/]; its run: {chosen['run']}")
-    out.print(f"wrote {loaded.output_dir}/auto.json and auto.md")
+    say((f"chose {report['field']} = {chosen['value']:g}", "bold"), f"; its run: {chosen['run']}")
+    say(f"wrote {loaded.output_dir}/auto.json and auto.md")
 
 
 def run_compare(paths: list[Path], budget: str | None, out_dir: Path | None) -> None:
@@ -175,7 +175,7 @@ def run_compare(paths: list[Path], budget: str | None, out_dir: Path | None) -> 
     written = write_outputs(folder, result, compare_markdown(result), "compare")
     write_bytes_atomic(folder / "frontier.png", frontier_png(result))
     write_text_atomic(folder / "report.html", compare_page(result))
-    out.print("wrote " + ", ".join(str(p) for p in [*written, folder / "frontier.png", folder / "report.html"]))
+    say("wrote " + ", ".join(str(p) for p in [*written, folder / "frontier.png", folder / "report.html"]))
 
 
 def run_validate(config: Path, overrides: list[str]) -> None:
@@ -185,11 +185,9 @@ def run_validate(config: Path, overrides: list[str]) -> None:
     from forgetless.pipeline.run import resolved
 
     loaded, methods = load_run_config(config, overrides)
-    out.print(
-        f"[green]{config} is valid[/]: {len(loaded.stages)} stage(s), methods "
-        + ", ".join(m.config.name for m in methods)
-    )
-    out.print(yaml.safe_dump(resolved(loaded, methods), sort_keys=False))
+    names = ", ".join(m.config.name for m in methods)
+    say((f"{config} is valid", "green"), f": {len(loaded.stages)} stage(s), methods {names}")
+    say(yaml.safe_dump(resolved(loaded, methods), sort_keys=False))
 
 
 def run_run(config: Path, overrides: list[str], resume: bool, auto: bool = False) -> None:
@@ -206,8 +204,6 @@ def run_run(config: Path, overrides: list[str], resume: bool, auto: bool = False
     print_table("final model against the base", AUDIT_HEADER, audit_rows(result["final"]))
     if result["transfer"]:
         t = result["transfer"]
-        out.print(f"stages: BWT {t['bwt']:+.4f}, forgetting {t['forgetting']:+.4f}, FWT {t['fwt']:+.4f}")
-    out.print(f"[bold]{result['final']['summary']['headline']}[/]")
-    out.print(
-        f"wrote {loaded.output_dir}/results.json, summary.md, report.html, config.yaml and the model of every stage"
-    )
+        say(f"stages: BWT {t['bwt']:+.4f}, forgetting {t['forgetting']:+.4f}, FWT {t['fwt']:+.4f}")
+    say((result["final"]["summary"]["headline"], "bold"))
+    say(f"wrote {loaded.output_dir}/results.json, summary.md, report.html, config.yaml and the model of every stage")

@@ -44,9 +44,9 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except ForgetlessError as error:
-            from forgetless.report.terminal import err
+            from forgetless.report.terminal import err, say
 
-            err.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+            say(("error:", "bold red"), " ", str(error), console=err)  # plain text: paths may hold "[/b]"
             sys.exit(2)
 
     return wrapper

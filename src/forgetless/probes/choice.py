@@ -68,12 +68,12 @@ class ChoiceProbe(Probe):
             if cfg.context is not None:
                 context = render(cfg.context, record, native=False, where=where)
                 choices = render(cfg.choices, record, native=True, where=where)
-                _check_list(choices, "choices", where)
+                _check_list(choices, "choices", where, record)
                 pairs = [(context, cfg.target_delimiter + str(c)) for c in choices]
                 lengths = [str(c) for c in choices]
             else:
                 contexts = render(cfg.contexts, record, native=True, where=where)
-                _check_list(contexts, "contexts", where)
+                _check_list(contexts, "contexts", where, record)
                 continuation = render(cfg.continuation, record, native=False, where=where)
                 pairs = [(str(c), cfg.target_delimiter + continuation) for c in contexts]
                 lengths = [str(c) for c in contexts]
@@ -136,11 +136,12 @@ class ChoiceProbe(Probe):
         return out
 
 
-def _check_list(value: Any, field: str, where: str) -> None:
+def _check_list(value: Any, field: str, where: str, record: dict[str, Any]) -> None:
     if not isinstance(value, list) or len(value) < 2:
         raise ForgetlessError(
             f"{where}: `{field}` rendered to {value!r}, not a list of two or more options",
-            f"make the `{field}` template produce a list, e.g. '{{{{ [a, b] }}}}'",
+            f"make `{field}` render a list: '{{{{ [option_a, option_b] }}}}' from two fields, or "
+            f"'{{{{ choices.text }}}}' from a list field; the item's fields are: {', '.join(sorted(record))}",
         )
 
 

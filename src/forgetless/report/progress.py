@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(stderr=True)
@@ -16,5 +17,5 @@ def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
     """Yield an `advance(n)` callable; shows a bar on a terminal, does nothing elsewhere."""
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, disable=not console.is_terminal, transient=False) as progress:
-        task = progress.add_task(label, total=total or None)
+        task = progress.add_task(escape(label), total=total or None)  # labels name probes and files: not markup
         yield lambda n: progress.advance(task, n)

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from forgetless.paths import write_json_atomic, write_text_atomic
 
@@ -21,13 +22,23 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(text).name if "/" in text else text).strip("-") or "model"
 
 
+def say(*parts: str | tuple[str, str], console: Console = out) -> None:
+    """Print one line of plain text, pieces optionally styled: `say(("ok", "green"), ": ", path)`.
+
+    Nothing printed is read as rich markup: messages carry user text (a model folder named
+    `run[/b]` or `x[red]`), which as markup would crash the printer or vanish from the line.
+    """
+    console.print(Text.assemble(*parts), highlight=False)
+
+
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    table = Table(title=title, title_justify="left")
+    # Titles and cells carry model names, paths and probe names: plain Text, never markup.
+    table = Table(title=Text(title), title_justify="left")
     for column in header:
-        table.add_column(column, overflow="fold")
+        table.add_column(Text(column), overflow="fold")
     for row in rows:
         style = {"forgot": "red", "improved": "green"}.get(row[-1])
-        table.add_row(*row, style=style)
+        table.add_row(*(Text(cell) for cell in row), style=style)
     out.print(table)
 
 
