@@ -66,7 +66,7 @@ def lerped(base: LoadedModel, tuned: LoadedModel, alpha: float) -> torch.nn.Modu
 
 def checks_at(base: LoadedModel, tuned: LoadedModel, alpha: float, suite: Suite, budget: Budget) -> list:
     lm = LoadedModel(lerped(base, tuned, alpha), tuned.tokenizer, f"alpha {alpha}", "folder")
-    cache = ResultCache(enabled=False)
+    cache = ResultCache(reuse=False)
     return budget.check(
         compare_evals(suite.probes, evaluate(base, suite, cache=cache), evaluate(lm, suite, cache=cache))
     )
