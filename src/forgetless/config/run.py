@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forgetless.config.data_check import run_data_problems
 from forgetless.data.sources import Source
 from forgetless.errors import ConfigError, ForgetlessError
 from forgetless.methods import METHODS
@@ -221,6 +222,7 @@ def load_run_config(path: Path, overrides: list[str] | None = None) -> tuple[Run
     data = read_config(path, overrides, "model:, stages:, methods:")
     config, methods, problems = validate_with_methods(RunConfig, data)
     problems.extend(check_references(data, path.parent))
+    problems.extend(run_data_problems(data, path.parent))  # empty data, a field the templates name but records lack
     stages = data.get("stages")
     if any(m.config.name == "lora" for m in methods) and isinstance(stages, list) and len(stages) > 1:
         problems.append(

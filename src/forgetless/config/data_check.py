@@ -1,0 +1,136 @@
+"""Read the first record of every local data source and render every template on it, before any model loads.
+
+Empty data or a record without the templated field otherwise passes `forgetless validate` and fails
+minutes into `run`, after the model has loaded and the baseline probes have run. One record per source
+finds both: a file with no records, and a template naming a field the records do not have.
+
+Hub sources are skipped: reading one means a download (and a network). Built-in suites are skipped:
+their probes are tested with the package; a suite file of the user's own is checked like the data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from forgetless.data.sources import Source, load_one
+from forgetless.errors import ForgetlessError
+from forgetless.probes.templates import render
+
+# Probe config fields that are not templates even when they are strings.
+NOT_TEMPLATES = {"name", "kind", "role", "description"}
+
+
+def run_data_problems(data: dict[str, Any], base_dir: Path) -> list[str]:
+    """Every stage's data, `keep` and the suite's probes, on the raw run config mapping."""
+    stages = data.get("stages") if isinstance(data.get("stages"), list) else []
+    entries = [(f"stages.{i}.data", s.get("data")) for i, s in enumerate(stages) if isinstance(s, dict)]
+    entries.append(("keep", data.get("keep")))
+    problems = [p for where, entry in entries if entry is not None for p in stage_data_problems(where, entry, base_dir)]
+    return problems + suite_problems(str(data.get("suite", "quick")), base_dir)
+
+
+def source_problems(
+    where: str, sources: list[Source], base_dir: Path, templates: dict[str, str | None]
+) -> tuple[list[str], int | None]:
+    """Sources without records and templates that fail on a source's first record; and the number of
+    records (None when a source was not read: a hub source, or a path reported missing elsewhere)."""
+    problems: list[str] = []
+    total: int | None = 0
+    for j, source in enumerate(sources):
+        if source.hub or (source.path and not _local(source.path, base_dir).exists()):
+            total = None  # not read here (hub), or already reported as a missing path
+            continue
+        try:
+            records = load_one(source, base_dir)
+        except ForgetlessError as error:
+            problems.append(f"{where}.source.{j}: {_sentence(error)}")
+            total = None
+            continue
+        if len(records) == 0:
+            problems.append(
+                f"{where}.source.{j}: '{source.describe()}' has no records; point it at data with at least one"
+            )
+            continue
+        total = None if total is None else total + len(records)
+        first = records[0]
+        for field, template in templates.items():
+            if template is None:
+                continue
+            try:
+                render(template, first, native=False, where=f"first record of '{source.describe()}'")
+            except ForgetlessError as error:
+                problems.append(f"{where}.{field}: {_sentence(error)}")
+    return problems, total
+
+
+def stage_data_problems(where: str, entry: Any, base_dir: Path) -> list[str]:
+    """A run's `data` mapping (a stage's or `keep`): the templates of its format, held_out against the count."""
+    from forgetless.config.run import DataConfig
+
+    def templates(data: Any) -> dict[str, str | None]:
+        return {"prompt": data.prompt, "response": data.response} if data.format == "chat" else {"text": data.text}
+
+    return entry_problems(where, entry, base_dir, DataConfig, templates)
+
+
+def labelled_data_problems(where: str, entry: Any, base_dir: Path, config_class: type[Any]) -> list[str]:
+    """A classify config's `task` or `keep`: text, text_pair and label templates."""
+    return entry_problems(
+        where, entry, base_dir, config_class, lambda d: {"text": d.text, "text_pair": d.text_pair, "label": d.label}
+    )
+
+
+def entry_problems(where: str, entry: Any, base_dir: Path, config_class: type[Any], templates: Any) -> list[str]:
+    """Validate `entry` as `config_class` (its problems are reported by the config validation), then read it."""
+    try:
+        data = config_class(**entry) if isinstance(entry, dict) else None
+    except ValidationError:
+        return []
+    if data is None:
+        return []
+    problems, total = source_problems(where, data.source, base_dir, templates(data))
+    if total:
+        used = min(total, data.limit or total)
+        if data.held_out >= used:
+            problems.append(
+                f"{where}.held_out: {data.held_out} leaves no training examples out of {used} record(s); "
+                "lower held_out or add data"
+            )
+    return problems
+
+
+def suite_problems(spec: str, config_dir: Path) -> list[str]:
+    """Render the templates of every probe in a suite file of the user's on its sources' first records."""
+    from forgetless.suites import builtin_suites, load_suite
+
+    if spec in builtin_suites():
+        return []
+    try:
+        suite = load_suite(spec)
+    except ForgetlessError:
+        return []  # reported by check_references
+    problems = []
+    for probe in suite.probes:
+        config = probe.config
+        if not config.source:
+            continue
+        templates = {
+            name: value
+            for name, value in config.model_dump().items()
+            if name not in NOT_TEMPLATES and isinstance(value, str) and ("{{" in value or "{%" in value)
+        }
+        base = probe.base_dir or config_dir
+        problems += source_problems(f"suite probe '{config.name}'", config.source, base, templates)[0]
+    return problems
+
+
+def _local(path: str, base_dir: Path) -> Path:
+    local = Path(path).expanduser()
+    return local if local.is_absolute() else base_dir / local
+
+
+def _sentence(error: ForgetlessError) -> str:
+    return error.problem if error.fix is None else f"{error.problem}; {error.fix}"
