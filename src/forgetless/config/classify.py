@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from forgetless.config.data_check import labelled_data_problems
+from forgetless.config.locations import misplaced
 from forgetless.config.run import Strict, TrainingConfig, read_config, validate_with_methods
 from forgetless.data.sources import Source
 from forgetless.errors import ConfigError, ForgetlessError
@@ -103,7 +104,7 @@ def load_classify_config(path: Path, overrides: list[str] | None = None) -> tupl
     """Read, override and validate a classify config; returns it with its instantiated methods."""
     data = read_config(path, overrides, "model:, task:, methods:")
     config, methods, problems = validate_with_methods(ClassifyConfig, data)
-    problems += _method_problems(methods, data) + _reference_problems(data, path.parent)
+    problems += _method_problems(methods, data) + _reference_problems(data, path.parent) + misplaced(data, path.parent)
     for where, cls in (("task", TaskConfig), ("keep", LabelledDataConfig)):  # empty data, missing fields
         if data.get(where) is not None:
             problems += labelled_data_problems(where, data[where], path.parent, cls)

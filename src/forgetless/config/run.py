@@ -2,7 +2,7 @@
 
 Everything is validated before any model loads and every problem is reported at once, naming the
 field, the value and the fix. Unknown keys are errors. Precedence: defaults < YAML < overrides
-(`training.steps=20`, `methods.0.alpha=0.1`).
+(`training.steps=20`, `methods.0.alpha=0.1`). Relative paths: see `config.locations`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forgetless.config.data_check import run_data_problems
+from forgetless.config.locations import misplaced, resolve_file_paths, resolve_override
 from forgetless.data.sources import Source
 from forgetless.errors import ConfigError, ForgetlessError
 from forgetless.methods import METHODS
@@ -180,7 +181,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
                     f"override '{override}': '{'.'.join(parts[: i + 1])}' does not exist", "check the key"
                 ) from None
     last = parts[-1]
-    value = yaml.safe_load(raw)
+    value = resolve_override(key, yaml.safe_load(raw), Path.cwd())  # a path on the command line: from the cwd
     if isinstance(node, list) and last.isdigit():
         node[int(last)] = value
     else:
@@ -197,6 +198,7 @@ def read_config(path: Path, overrides: list[str] | None, keys: str) -> dict[str,
         raise ForgetlessError(f"config file '{path}' is not valid YAML: {error}", "fix the YAML syntax") from error
     if not isinstance(data, dict):
         raise ConfigError(str(path), [f"the file must be a mapping ({keys} ...)"])
+    resolve_file_paths(data, path.parent)  # a path in the file: from the file's folder (config.locations)
     for override in overrides or []:
         apply_override(data, override)
     return data
@@ -221,7 +223,7 @@ def load_run_config(path: Path, overrides: list[str] | None = None) -> tuple[Run
     """Read, override and validate a run config; returns it with its instantiated methods."""
     data = read_config(path, overrides, "model:, stages:, methods:")
     config, methods, problems = validate_with_methods(RunConfig, data)
-    problems.extend(check_references(data, path.parent))
+    problems.extend(check_references(data, path.parent) + misplaced(data, path.parent))
     problems.extend(run_data_problems(data, path.parent))  # empty data, a field the templates name but records lack
     stages = data.get("stages")
     if any(m.config.name == "lora" for m in methods) and isinstance(stages, list) and len(stages) > 1:
