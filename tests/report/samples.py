@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 HOSTILE = "<script>alert('x')</script> & \"quotes\""
@@ -245,7 +244,7 @@ def run_result(stages: int = 2) -> dict[str, Any]:
         if i == len(names) - 1:
             stage["training"]["watch"] = watch()
         stage_evals.append(stage)
-    R = [[-5.3, -5.0], [-4.0, -4.9], [-4.2, -3.9]] if stages == 2 else [[-5.29], [-3.99]]
+    R = [[-5.3, -5.0], [-4.0, -4.9], [-4.2, -3.9]]
     return {
         "schema": "forgetless.run/1",
         "config": {
@@ -257,14 +256,10 @@ def run_result(stages: int = 2) -> dict[str, Any]:
         "baseline": audit["base"],
         "stages": stage_evals,
         "final": audit,
-        "transfer": {
-            "R": R,
-            "score": "-log perplexity",
-            "average": -4.05,
-            "bwt": -0.2 if stages == 2 else math.nan,
-            "forgetting": 0.2 if stages == 2 else math.nan,
-            "fwt": 0.1 if stages == 2 else math.nan,
-        },
+        # One stage: no earlier stage to forget, so no matrix and no BWT (pipeline.run.transfer_metrics).
+        "transfer": {"R": R, "score": "-log perplexity", "average": -4.05, "bwt": -0.2, "forgetting": 0.2, "fwt": 0.1}
+        if stages == 2
+        else None,
         "guard": {
             "budget": "lambada_ppl:10%,arc_easy:5pt",
             "policy": "rollback",

@@ -41,7 +41,13 @@ def stage_score(eval_result: dict[str, Any], probe_name: str) -> float:
     return -math.log(probe["metrics"]["perplexity"]["value"])
 
 
-def transfer_metrics(R: list[list[float]]) -> dict[str, Any]:
+def transfer_metrics(R: list[list[float]]) -> dict[str, Any] | None:
+    """The stage matrix R with BWT, forgetting and FWT; None when they are undefined, so nothing is written
+    or printed for them: with one stage (no earlier stage to forget or to transfer from; the metrics are
+    NaN, which is not JSON), or when a stage has no held-out data (R is not (T + 1) x T)."""
+    T = len(R[0]) if R else 0
+    if T < 2 or len(R) != T + 1:
+        return None
     return {
         "R": R,
         "score": "-log perplexity on each stage's held-out data (higher is better); row 0 = base model",

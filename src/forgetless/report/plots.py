@@ -160,12 +160,8 @@ def matrix_figure(transfer: dict[str, Any], stage_names: list[str], theme: Theme
         value = transfer.get(key)
         return f"{name} {value:+.3f}" if finite(value) else f"{name} n/a"
 
-    if n_cols > 1:
-        title = (
-            f"{show('BWT', 'bwt')} (negative = forgetting)\n{show('forgetting', 'forgetting')} (positive = forgetting)"
-        )
-    else:
-        title = "BWT and forgetting: n/a with one stage (nothing earlier to forget)"
+    # Two stages or more: a one-stage run has no matrix (pipeline.run.transfer_metrics).
+    title = f"{show('BWT', 'bwt')} (negative = forgetting)\n{show('forgetting', 'forgetting')} (positive = forgetting)"
     fig.suptitle(title, x=0.02, ha="left", fontsize=10)
     return fig
 
