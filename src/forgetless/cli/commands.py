@@ -142,10 +142,10 @@ def run_ls(what: str) -> None:
         raise unknown_name_error("listing", what, ["methods", "probes", "suites"])
 
 
-def run_auto(loaded: Any, config_dir: Path) -> None:
+def run_auto(loaded: Any, config_dir: Path, resume: bool = False, fresh: bool = False) -> None:
     from forgetless.guard.auto import auto_search
 
-    report = auto_search(loaded, config_dir)
+    report = auto_search(loaded, config_dir, resume=resume, fresh=fresh)
     rows = [
         [
             str(t["rung"]),
@@ -190,15 +190,15 @@ def run_validate(config: Path, overrides: list[str]) -> None:
     say(yaml.safe_dump(resolved(loaded, methods), sort_keys=False))
 
 
-def run_run(config: Path, overrides: list[str], resume: bool, auto: bool = False) -> None:
+def run_run(config: Path, overrides: list[str], resume: bool, auto: bool = False, fresh: bool = False) -> None:
     from forgetless.config import load_run_config
     from forgetless.pipeline.run import run
     from forgetless.report.rows import AUDIT_HEADER, audit_rows
 
     loaded, methods = load_run_config(config, overrides)  # every error before any model loads
     if auto:
-        return run_auto(loaded, config.parent)
-    result = run(loaded, methods, config.parent, resume=resume)
+        return run_auto(loaded, config.parent, resume, fresh)
+    result = run(loaded, methods, config.parent, resume=resume, fresh=fresh)
     if result is None:
         return  # not rank 0: rank 0 prints and writes
     print_table("final model against the base", AUDIT_HEADER, audit_rows(result["final"]))

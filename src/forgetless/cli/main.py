@@ -160,7 +160,19 @@ Overrides = Annotated[
 def run_command(
     config: ConfigPath,
     overrides: Overrides = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoints of an interrupted run.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue the interrupted run in output_dir from its last complete checkpoints (same settings only)."
+        ),
+    ] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            help="Discard the earlier run in output_dir (checkpoints, watch state, method state, results) and start "
+            "over. Without --resume or --fresh, a folder holding a run is refused."
+        ),
+    ] = False,
     budget: Annotated[
         str | None, typer.Option(help="Forgetting budget, e.g. '2pt,5%,lambada:10%' (sets guard.budget).")
     ] = None,
@@ -183,7 +195,7 @@ def run_command(
 
     guard = {"budget": budget, "policy": policy, "every": every}
     extra = [f"guard.{key}={value}" for key, value in guard.items() if value is not None]
-    run_run(config, [*(overrides or []), *extra], resume, auto)
+    run_run(config, [*(overrides or []), *extra], resume, auto, fresh)
 
 
 @app.command("classify")

@@ -59,14 +59,23 @@ def check_auto(config: RunConfig) -> None:
         )
 
 
-def auto_search(config: RunConfig, config_dir: Path, rungs: int = 3) -> dict[str, Any]:
-    """Successive halving over the candidates; returns the report (also written as auto.json / auto.md)."""
+def auto_search(
+    config: RunConfig, config_dir: Path, rungs: int = 3, resume: bool = False, fresh: bool = False
+) -> dict[str, Any]:
+    """Successive halving over the candidates; returns the report (also written as auto.json / auto.md).
+
+    The search claims `output_dir` as a run does (`pipeline.folder`): earlier trials there are refused
+    unless `resume` (each trial continues from its own checkpoints, or is re-scored if finished) or
+    `fresh` (they are discarded).
+    """
+    from forgetless.pipeline.folder import claim, fingerprint
     from forgetless.pipeline.run import run
 
     check_auto(config)
     index, method, field, values = searched(config)
     values = list(config.guard.auto_values or values)
     out: Path = config.output_dir  # type: ignore[assignment]
+    claim(out, {**fingerprint(config.model_dump(mode="json"), config_dir), "auto.rungs": rungs}, resume, fresh)
     total = config.training.steps
     alive, trials = list(values), []
     for rung in range(rungs):
@@ -79,7 +88,7 @@ def auto_search(config: RunConfig, config_dir: Path, rungs: int = 3) -> dict[str
             methods, problems = build_methods(trial_config.methods)
             if problems:
                 raise ForgetlessError(f"--auto made an invalid trial: {problems}", "report this as a bug")
-            result = run(trial_config, methods, config_dir)
+            result = run(trial_config, methods, config_dir, resume=resume)
             trial = _summary(result, value, steps, rung, trial_config.output_dir)
             trials.append(trial)
             scored.append(trial)

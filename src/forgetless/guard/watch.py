@@ -62,14 +62,7 @@ class Watch(TrainerCallback):
         self.trainer: Any = None
         self.state_path = Path(settings.state_dir) / "watch.json"
         self.best_path = Path(settings.state_dir) / "best.safetensors"
-        self.history: dict[str, Any] = _read(self.state_path) or {
-            "points": [],
-            "events": [],
-            "best": None,
-            "stopped": None,
-            "watch_seconds": 0.0,
-            "train_seconds": 0.0,
-        }
+        self.history: dict[str, Any] = _read(self.state_path) or _empty()
         self._clock: float | None = None
         self._last_check = 0
         self._steps_timed = 0
@@ -82,6 +75,14 @@ class Watch(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self._last_check = state.global_step
+        # watch.json is this stage's history only up to the checkpoint training resumes from: a fresh
+        # stage starts over, and checks after the checkpoint will be made again on the same weights.
+        if state.global_step == 0:
+            self.history = _empty()
+        else:
+            kept = [p for p in self.history["points"] if p["step"] <= state.global_step]
+            events = [e for e in self.history["events"] if e["step"] <= state.global_step]
+            self.history |= {"points": kept, "events": events}
         if not self.history["points"] and is_main_process():
             self._record_start(model)
         self._clock = time.perf_counter()
@@ -103,6 +104,7 @@ class Watch(TrainerCallback):
                 load_model(model, decision["restore"], device=str(next(model.parameters()).device))
             control.should_training_stop = True
             control.should_save = True  # the checkpoint records the stop, so --resume does not train on
+            control.should_log = True  # and the loss up to the stop, so a resumed record is whole
             self.history["stopped"] = decision
             if is_main_process():
                 write_json_atomic(self.state_path, self.history)
@@ -224,6 +226,10 @@ class Watch(TrainerCallback):
             "overhead": extra / train if train else None,
             "overhead_with_last": watch / train if train else None,
         }
+
+
+def _empty() -> dict[str, Any]:
+    return {"points": [], "events": [], "best": None, "stopped": None, "watch_seconds": 0.0, "train_seconds": 0.0}
 
 
 def _values(evaluation: dict[str, Any]) -> dict[str, tuple[str, float]]:

@@ -25,6 +25,7 @@ from forgetless.models import LoadedModel, load_model
 from forgetless.paths import write_json_atomic, write_text_atomic
 from forgetless.pipeline.audit import build_audit
 from forgetless.pipeline.evaluate import evaluate, target_probe
+from forgetless.pipeline.folder import claim, fingerprint
 from forgetless.probes import Comparison, Probe
 from forgetless.report.html import write_report
 from forgetless.report.markdown import audit_markdown
@@ -63,9 +64,16 @@ def _settings(config: RunConfig, stage_index: int) -> FinetuneSettings:
     return settings_from(config.training, steps=stage.steps or config.training.steps, pack=stage.data.format == "pack")
 
 
-def run(config: RunConfig, methods: list[Method], config_dir: Path, resume: bool = False) -> dict[str, Any] | None:
-    """Run every stage; returns the results on rank 0 (None elsewhere)."""
+def run(
+    config: RunConfig, methods: list[Method], config_dir: Path, resume: bool = False, fresh: bool = False
+) -> dict[str, Any] | None:
+    """Run every stage; returns the results on rank 0 (None elsewhere).
+
+    `resume` continues the run in `output_dir` (same settings only); `fresh` discards it first. Without
+    either, a folder holding an earlier run is refused (see `pipeline.folder`).
+    """
     out: Path = config.output_dir  # type: ignore[assignment]  (set by load_run_config)
+    claim(out, fingerprint(resolved(config, methods), config_dir), resume, fresh)  # before any model loads
     suite = load_suite(config.suite)
     lm = load_model(config.model, device=config.device)
     tok = lm.tokenizer
