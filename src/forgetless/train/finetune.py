@@ -8,7 +8,7 @@ groups and callbacks) -> finish.
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -71,9 +71,11 @@ def finetune(
     """
     import datasets
     from transformers import DataCollatorForSeq2Seq, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
+    from forgetless.train.checkpoints import resume_point
     from forgetless.train.data import tokenize_examples
+    from forgetless.train.history import StageClock, read_state, saved_seconds, whole_stage
+    from forgetless.train.stall import StallWarning
     from forgetless.train.trainer import ForgetlessTrainer
 
     methods = methods or []
@@ -92,6 +94,10 @@ def finetune(
     if len(dataset) == 0:
         raise ForgetlessError("the training data is empty", "give at least one training text")
     args = training_arguments(output_dir, settings)
+    # The last complete checkpoint: one cut off mid-save (kill -9, full disk) is skipped, and said.
+    checkpoint = resume_point(output_dir) if resume else None
+    start = read_state(checkpoint)
+    clock, stall = StageClock(saved_seconds(start) or 0.0), StallWarning(settings.learning_rate)
     model.train()
     trainer = ForgetlessTrainer(
         model=model,
@@ -100,22 +106,24 @@ def finetune(
         data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
         callbacks=[cb for m in methods for cb in m.callbacks(context)]
         + list(callbacks or [])
+        + [clock, stall]
         + ([SaveAtEnd()] if settings.save_steps else []),
         methods=methods,
     )
     for callback in callbacks or []:
         if hasattr(callback, "attach"):
             callback.attach(trainer)
-    checkpoint = get_last_checkpoint(str(output_dir)) if resume and Path(output_dir).is_dir() else None
-    finished = _finished_state(checkpoint, settings.steps)
-    if finished is not None:
+    if start is not None and _finished(start, settings.steps):
         # Resuming a checkpoint that already reached max_steps would train one step more
         # (transformers' loop checks the end after a step): load it instead.
-        trainer._load_from_checkpoint(checkpoint)
-        trainer.state.log_history = finished["log_history"]
-        metrics: dict[str, Any] = {"resumed_finished_checkpoint": checkpoint}
+        trainer._load_from_checkpoint(str(checkpoint))
+        trainer.state.log_history = start["log_history"]
+        trainer.state.global_step, trainer.state.epoch = start["global_step"], start.get("epoch")
+        metrics: dict[str, Any] = {}
     else:
-        metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
+        metrics = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None).metrics
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    metrics = whole_stage(metrics, start, trainer.state.global_step, trainer.state.epoch, per_step)
     model.eval()
     for method in methods:
         method.end_stage(model, context)
@@ -125,7 +133,9 @@ def finetune(
     losses = [(h["step"], h["loss"]) for h in logs if "loss" in h]
     penalties = [(h["step"], {k: v for k, v in h.items() if k.startswith("penalty/")}) for h in logs if "loss" in h]
     notes = {"method_notes": dict(context.notes)} if context.notes else {}
-    return model, {**metrics, "loss_curve": losses, "penalty_curve": [p for p in penalties if p[1]], **notes}
+    warnings = {"warnings": [stall.message]} if stall.message else {}
+    curves = {"loss_curve": losses, "penalty_curve": [p for p in penalties if p[1]]}
+    return model, {**metrics, **curves, **notes, **warnings}
 
 
 def training_arguments(output_dir: Path, settings: FinetuneSettings) -> Any:
@@ -143,7 +153,7 @@ def training_arguments(output_dir: Path, settings: FinetuneSettings) -> Any:
         warmup_steps=settings.warmup_steps,
         lr_scheduler_type="constant_with_warmup" if settings.warmup_steps else "constant",
         max_grad_norm=1.0,
-        logging_steps=max(1, settings.steps // 10),
+        logging_steps=_logging_steps(settings),
         save_strategy="steps" if settings.save_steps else "no",
         save_steps=settings.save_steps or 500,
         save_total_limit=2,
@@ -156,10 +166,14 @@ def training_arguments(output_dir: Path, settings: FinetuneSettings) -> Any:
     )
 
 
-def _finished_state(checkpoint: str | None, steps: int) -> dict[str, Any] | None:
-    if checkpoint is None:
-        return None
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+def _logging_steps(settings: FinetuneSettings) -> int:
+    """About ten logs a run; with checkpoints, a log at every checkpoint and at the end, so the loss
+    history a checkpoint keeps covers every step up to it (a resumed stage's record is then whole)."""
+    every = max(1, settings.steps // 10)
+    return math.gcd(every, settings.save_steps, settings.steps) if settings.save_steps else every
+
+
+def _finished(state: dict[str, Any], steps: int) -> bool:
     control = state.get("stateful_callbacks", {}).get("TrainerControl", {}).get("args", {})
     stopped = control.get("should_training_stop", False)  # the guard stopped the run at this checkpoint
-    return state if state.get("global_step", 0) >= steps or stopped else None
+    return state.get("global_step", 0) >= steps or stopped

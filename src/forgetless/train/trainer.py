@@ -14,6 +14,7 @@ DeepSpeed or FSDP, whose gradients are sharded, every penalty goes through autog
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,6 +22,8 @@ from transformers import Trainer
 
 from forgetless.errors import ForgetlessError
 from forgetless.methods.base import Method
+from forgetless.paths import DISK_FULL
+from forgetless.train.checkpoints import last_complete, set_aside_diverged
 
 
 def overrides(method: Method, hook: str) -> bool:
@@ -53,11 +56,7 @@ class ForgetlessTrainer(Trainer):
     ) -> Any:
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if not torch.isfinite(loss.detach()).all():
-            raise ForgetlessError(
-                f"the training loss became {loss.item()} at step {self.state.global_step + 1}",
-                "lower the learning rate or check the data; checkpoints up to the last save are kept, "
-                "continue from them with --resume",
-            )
+            raise self._diverged(model, loss)
         if model.training:
             bare = self.accelerator.unwrap_model(model)
             terms = []
@@ -103,6 +102,50 @@ class ForgetlessTrainer(Trainer):
         if self._records > records:  # a step with penalties: they are logged as per-step averages
             self._penalty_steps += 1
         return loss
+
+    def _diverged(self, model: Any, loss: torch.Tensor) -> ForgetlessError:
+        """The error for a non-finite loss; the checkpoint of the weights that gave it is set aside.
+
+        The loss at step s+1 is computed on the weights after step s, so checkpoint-s (if saved) holds
+        diverged weights and every earlier checkpoint was followed by a finite loss.
+        """
+        step = self.state.global_step
+        moved = set_aside_diverged(Path(self.args.output_dir), step)
+        kept = last_complete(Path(self.args.output_dir), before=step)
+        weights = [p.detach() for p in model.parameters() if p.numel()]
+        if all(bool(torch.isfinite(w).all()) for w in weights):
+            state = f"largest |weight| now {max(float(w.abs().max()) for w in weights):.2g}"
+        else:
+            state = "the weights now hold NaN or inf"
+        problem = f"the training loss became {loss.item()} at step {step + 1} ({state})"
+        if moved:
+            problem += f"; {', '.join(moved)} held those weights and was set aside"
+        where = (
+            f"{kept.name} in {kept.parent}, the last checkpoint followed by a finite loss, is kept: --resume "
+            "continues from it with the same settings (which diverge again unless the cause was a one-off)"
+            if kept
+            else "no checkpoint from before the divergence is kept"
+        )
+        return ForgetlessError(
+            problem,
+            f"lower training.learning_rate (now {self.args.learning_rate:g}) or check the data, then start over "
+            f"with --fresh; {where}",
+        )
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        try:
+            super()._save_checkpoint(model, trial)
+        except OSError as error:
+            if error.errno not in DISK_FULL:
+                raise
+            folder = Path(self.args.output_dir)
+            kept = last_complete(folder, before=self.state.global_step)
+            start = f"from {kept.name}, the last complete checkpoint" if kept else "from the start of this stage"
+            raise ForgetlessError(
+                f"the disk filled up while saving checkpoint-{self.state.global_step} in {folder} ({error})",
+                f"free space on that disk, then continue with --resume: it skips the cut-off checkpoint and "
+                f"resumes {start}",
+            ) from error
 
     def _record(self, method: Method, value: torch.Tensor) -> None:
         name = method.config.name
