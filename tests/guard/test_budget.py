@@ -98,3 +98,33 @@ def test_probe_metrics_from_configs(tiny_suite) -> None:  # noqa: ANN001
 
     metrics = probe_metrics(load_suite(str(tiny_suite)).probes)
     assert metrics == {"docs_ppl": "perplexity", "mc": "acc", "canaries": "expect_rate"}  # inline `expect`
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("x:10%,x:20%", "budget 'x:10%,x:20%' limits probe 'x' twice: 'x:10%' and 'x:20%'"),
+        (
+            "2pt,lambada:5%,3pt",
+            "budget '2pt,lambada:5%,3pt' limits every probe measured in points twice: '2pt' and '3pt'",
+        ),
+        (["arc:2pt", "arc:5%"], "budget 'arc:2pt,arc:5%' limits probe 'arc' twice: 'arc:2pt' and 'arc:5%'"),
+    ],
+)
+def test_a_probe_limited_twice_is_an_error(spec: str | list[str], message: str) -> None:
+    with pytest.raises(ForgetlessError) as caught:
+        Budget.parse(spec)
+    assert caught.value.problem == message and caught.value.fix == "keep one of the two limits"
+    assert Budget.parse("2pt,5%,x:10%,y:3pt").limits  # one limit per probe and per unit is fine
+
+
+def test_duplicate_limits_are_a_config_problem(tiny_model, tiny_suite, tmp_path) -> None:  # noqa: ANN001
+    from forgetless.config import load_run_config
+    from forgetless.errors import ConfigError
+    from tests.test_run import write_config
+
+    config = write_config(tmp_path, tiny_model, tiny_suite, guard={"budget": "docs_ppl:10%,docs_ppl:20%"})
+    with pytest.raises(
+        ConfigError, match="guard.budget: budget 'docs_ppl:10%,docs_ppl:20%' limits probe 'docs_ppl' twice"
+    ):
+        load_run_config(config)

@@ -94,7 +94,19 @@ class Budget:
         if not spec:
             return cls([])
         parts = spec if isinstance(spec, list) else str(spec).split(",")
-        return cls(parse_limit(str(p)) for p in parts if str(p).strip())
+        limits = [parse_limit(str(p)) for p in parts if str(p).strip()]
+        # Two limits on one probe (or two unnamed ones of one unit): the last would win without a word.
+        seen: dict[tuple[str | None, str | None], Limit] = {}
+        for limit in limits:
+            key = (limit.probe, None if limit.probe else limit.unit)
+            if key in seen:
+                what = f"probe '{limit.probe}'" if limit.probe else f"every probe measured in {limit.unit}"
+                raise ForgetlessError(
+                    f"budget '{','.join(map(str, limits))}' limits {what} twice: '{seen[key]}' and '{limit}'",
+                    "keep one of the two limits",
+                )
+            seen[key] = limit
+        return cls(limits)
 
     def __bool__(self) -> bool:
         return bool(self.limits)
