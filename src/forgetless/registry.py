@@ -1,10 +1,12 @@
-"""Named registries for probes (and later methods): unknown names fail with a suggestion."""
+"""Named registries for probes and methods: unknown names, and misspelled config keys, fail with a suggestion."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
+
+from pydantic import BaseModel
 
 from forgetless.errors import ForgetlessError
 
@@ -16,6 +18,41 @@ def unknown_name_error(kind: str, name: str, known: list[str]) -> ForgetlessErro
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     hint = f"did you mean '{close[0]}'? " if close else ""
     return ForgetlessError(f"unknown {kind} '{name}'", f"{hint}known {kind}s: {', '.join(sorted(known))}")
+
+
+def unknown_key_hint(model: type[Any], loc: tuple[Any, ...]) -> str:
+    """For pydantic's "Extra inputs are not permitted" at `loc` under `model`: "; did you mean 'ratio'?",
+    or the keys allowed there when none is close (a misspelled key should not need the docs)."""
+    *parents, key = loc
+    fields = _fields_at(model, parents)
+    if fields is None:
+        return ""
+    close = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(sorted(fields))}"
+
+
+def _fields_at(model: type[Any], path: list[Any]) -> list[str] | None:
+    """The field names of the pydantic model reached from `model` along `path` (list indices skipped)."""
+    current: Any = model
+    for part in path:
+        if isinstance(part, int):
+            continue  # an item of a list field: its model was found with the field
+        field = getattr(current, "model_fields", {}).get(part)
+        current = _model_in(field.annotation) if field is not None else None
+        if current is None:
+            return None
+    return list(getattr(current, "model_fields", {})) or None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as `DataConfig | None` or `list[StageConfig]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 class Registry(Generic[T]):

@@ -18,7 +18,7 @@ from forgetless.config.locations import misplaced, resolve_file_paths, resolve_o
 from forgetless.data.sources import Source
 from forgetless.errors import ConfigError, ForgetlessError
 from forgetless.methods import METHODS
-from forgetless.registry import unknown_name_error
+from forgetless.registry import unknown_key_hint, unknown_name_error
 
 
 class Strict(BaseModel):
@@ -130,12 +130,13 @@ class RunConfig(Strict):
         return self
 
 
-def _format(error: ValidationError, prefix: str = "") -> list[str]:
+def _format(error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> list[str]:
     out = []
     for e in error.errors():
         loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
         value = "" if e["type"] == "missing" else f" (got {e.get('input')!r:.60})"
-        out.append(f"{loc or 'config'}: {e['msg']}{value}")
+        hint = unknown_key_hint(model, e["loc"]) if model and e["type"] == "extra_forbidden" else ""
+        out.append(f"{loc or 'config'}: {e['msg']}{value}{hint}")
     return out
 
 
@@ -154,7 +155,7 @@ def build_methods(entries: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
         try:
             method = cls(cls.config_class(**entry))
         except ValidationError as error:
-            problems.extend(_format(error, f"methods.{i}"))
+            problems.extend(_format(error, f"methods.{i}", cls.config_class))
             continue
         problems.extend(f"methods.{i} ({entry['name']}): {p}" for p in method.validate([n for n in names if n]))
         methods.append(method)
@@ -211,7 +212,7 @@ def validate_with_methods(cls: type[BaseModel], data: dict[str, Any]) -> tuple[A
     try:
         config = cls(**data)
     except ValidationError as error:
-        problems.extend(_format(error))
+        problems.extend(_format(error, model=cls))
     entries = data.get("methods", [{"name": "full"}])
     methods, method_problems = build_methods(entries if isinstance(entries, list) else [])
     if not isinstance(entries, list):

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from forgetless.errors import ConfigError, ForgetlessError
 from forgetless.probes import PROBES, Probe
-from forgetless.registry import unknown_name_error
+from forgetless.registry import unknown_key_hint, unknown_name_error
 
 BUILTIN_DIR = Path(__file__).parent
 SUITE_KEYS = {"name", "description", "probes"}
@@ -47,12 +47,13 @@ def _suite_path(spec: str) -> Path:
     return known[spec]
 
 
-def _format_validation(where: str, error: ValidationError) -> list[str]:
+def _format_validation(where: str, error: ValidationError, model: type[Any]) -> list[str]:
     problems = []
     for e in error.errors():
         loc = ".".join(str(p) for p in e["loc"])
         value = "" if e["type"] == "missing" else f" (value: {e.get('input')!r:.80})"
-        problems.append(f"{where}{'.' + loc if loc else ''}: {e['msg']}{value}")
+        hint = unknown_key_hint(model, e["loc"]) if e["type"] == "extra_forbidden" else ""
+        problems.append(f"{where}{'.' + loc if loc else ''}: {e['msg']}{value}{hint}")
     return problems
 
 
@@ -76,7 +77,7 @@ def parse_probes(entries: Any, where: str, base_dir: Path | None) -> list[Probe]
         try:
             config = cls.config_class(**entry)
         except ValidationError as error:
-            problems.extend(_format_validation(label, error))
+            problems.extend(_format_validation(label, error, cls.config_class))
             continue
         if config.name in seen:
             problems.append(f"{label}.name: '{config.name}' is used twice; probe names must be unique")
