@@ -59,3 +59,18 @@ probes:
         "fix: make `choices` render a list: '{{ [option_a, option_b] }}' from two fields, or "
         "'{{ choices.text }}' from a list field; the item's fields are: answerKey, choices, id, question"
     ) in text
+
+
+def test_validate_prints_yaml_that_parses_whatever_the_path_length(tmp_path: Path) -> None:
+    import yaml
+
+    folder = tmp_path / ("a-long-folder-name-" * 8)
+    folder.mkdir()
+    (folder / "data.txt").write_text("one text\n\nanother text\n")
+    config = folder / "run.yaml"
+    config.write_text(yaml.safe_dump({"stages": [{"name": "s", "data": {"source": "data.txt"}}], "output_dir": "o"}))
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 0, result.output
+    head, body = result.output.split("\n", 1)
+    assert head == f"{config} is valid: 1 stage(s), methods full"
+    assert yaml.safe_load(body)["output_dir"] == str(folder / "o")

@@ -26,9 +26,10 @@ def say(*parts: str | tuple[str, str], console: Console = out) -> None:
     """Print one line of plain text, pieces optionally styled: `say(("ok", "green"), ": ", path)`.
 
     Nothing printed is read as rich markup: messages carry user text (a model folder named
-    `run[/b]` or `x[red]`), which as markup would crash the printer or vanish from the line.
+    `run[/b]` or `x[red]`), which as markup would crash the printer or vanish from the line. Nor is a line
+    broken by rich: a path or the YAML `validate` prints stays whole, to copy.
     """
-    console.print(Text.assemble(*parts), highlight=False)
+    console.print(Text.assemble(*parts), highlight=False, soft_wrap=True)
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
