@@ -70,8 +70,16 @@ def finetune_sgd(model, tok, folder, settings, methods, context=None):  # noqa: 
         return finetune(model, tok, sentences(16), folder, settings, methods, context)
 
 
+# The exactness test needs a regime that converges: at lr 0.5 (and at 0.05 with mean-normalized EWC, whose
+# largest Fisher entries are ~100x the mean) lr x strength x F passes 2 and the run blows up (loss 6 -> 670 in
+# three steps), which amplifies float32 rounding until the two paths part. With F normalized to max 1 the
+# stiffest coordinate moves by at most lr x lam = 0.25 of its distance per step.
+LR_EXACT = 0.05
+EXACT_CASES = [{"name": "l2sp", "alpha": 5.0}, {"name": "ewc", "lam": 5.0, "normalize": "max"}]
+
+
 @pytest.mark.parametrize("accumulation", [1, 2])
-@pytest.mark.parametrize("config", [{"name": "l2sp", "alpha": 5.0}, {"name": "ewc", "lam": 5.0}])
+@pytest.mark.parametrize("config", EXACT_CASES)
 def test_direct_penalty_gradient_equals_autograd(tiny_model, tmp_path, monkeypatch, config, accumulation) -> None:  # noqa: ANN001
     """L2-SP and EWC add their gradient into .grad after the backward pass; the weights after a few
     SGD steps equal those of the same penalty backpropagated through autograd, and so does the
@@ -88,15 +96,21 @@ def test_direct_penalty_gradient_equals_autograd(tiny_model, tmp_path, monkeypat
         methods, problems = build_methods([config])
         assert not problems
         settings = FinetuneSettings(
-            steps=3, batch_size=2, max_length=16, learning_rate=0.5, gradient_accumulation=accumulation
+            steps=3, batch_size=2, max_length=16, learning_rate=LR_EXACT, gradient_accumulation=accumulation
         )
         context = TrainContext(tokenizer=tok, keep_texts=sentences(6), max_length=16)
         model, metrics = finetune_sgd(model, tok, tmp_path / str(direct), settings, methods, context)
         outcomes[direct] = (model.state_dict(), metrics["penalty_curve"])
+        losses = [loss for _, loss in metrics["loss_curve"]]
+        assert max(losses) < 2 * losses[0], losses  # a regime that converges: no blow-up to amplify rounding
     (direct_weights, direct_curve), (autograd_weights, autograd_curve) = outcomes[True], outcomes[False]
     assert direct_curve and direct_curve[-1][1][f"penalty/{config['name']}"] > 0
+    # The two paths sum the same terms in another order (autograd adds the penalty's gradient inside the
+    # backward pass, the direct path after it), so they differ by float32 rounding: a few ulps of each
+    # gradient (~1e-7 relative) per step, 3 steps. Measured: largest difference 3.7e-9 (7e-8 of the largest
+    # weight) under ATEN_CPU_CAPABILITY default, avx2, avx512 and OMP_NUM_THREADS=1; the tolerance is 100x that.
     for name, value in autograd_weights.items():
-        torch.testing.assert_close(direct_weights[name], value, rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(direct_weights[name], value, rtol=1e-5, atol=1e-6, msg=name)
     for (step_a, logs_a), (step_b, logs_b) in zip(direct_curve, autograd_curve, strict=True):
         assert step_a == step_b
         assert logs_a == pytest.approx(logs_b, rel=1e-4)
