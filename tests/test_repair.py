@@ -20,10 +20,10 @@ import forgetless.pipeline.repair as repair_module
 from forgetless.cache import ResultCache
 from forgetless.cli.main import app
 from forgetless.errors import ForgetlessError
+from forgetless.evaluation.audit import compare_evals
+from forgetless.evaluation.evaluate import evaluate
 from forgetless.guard.budget import Budget, over_budget
 from forgetless.models import LoadedModel, load_model
-from forgetless.pipeline.audit import compare_evals
-from forgetless.pipeline.evaluate import evaluate
 from forgetless.pipeline.repair import bisect, repair
 from forgetless.suites import Suite, load_suite
 
@@ -86,7 +86,7 @@ def test_bisect_finds_the_last_alpha_within_and_the_first_over() -> None:
 
 
 def test_repair_meets_the_budget_and_one_step_more_does_not(tiny_model, tiny_tuned, suite, text_data, tmp_path) -> None:  # noqa: ANN001
-    from forgetless.pipeline.evaluate import target_probe
+    from forgetless.evaluation.evaluate import target_probe
 
     base, tuned = load_model(str(tiny_model), device="cpu"), load_model(str(tiny_tuned), device="cpu")
     half, full = (
@@ -221,7 +221,7 @@ def other_model(tiny_model: Path, folder: Path, hidden: int = 32, extra_token: b
 def test_clear_errors_before_any_scoring(
     case, budget, message, tiny_model, suite, text_data, tmp_path, monkeypatch
 ) -> None:  # noqa: ANN001
-    from forgetless.pipeline.evaluate import target_probe
+    from forgetless.evaluation.evaluate import target_probe
 
     def no_scoring(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("repair scored a model before reporting the error")

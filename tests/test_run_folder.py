@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from forgetless.cli.main import app
 from forgetless.config import load_run_config
 from forgetless.errors import ForgetlessError
-from forgetless.guard.auto import auto_search
 from forgetless.methods.ewc import fisher_path
+from forgetless.pipeline.auto import auto_search
 from forgetless.pipeline.folder import claim, clear, kept_state
 from tests.guard.guard_setup import write_guarded
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
+from forgetless.evaluation.evaluate import evaluate
 from forgetless.guard.budget import Budget
 from forgetless.guard.watch import Watch, WatchSettings
 from forgetless.models import load_model
-from forgetless.pipeline.evaluate import evaluate
 from forgetless.suites import load_suite
 from forgetless.train.finetune import FinetuneSettings, finetune
 from tests.conftest import sentences

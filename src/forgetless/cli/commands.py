@@ -20,7 +20,7 @@ def _options(batch_tokens: int):  # noqa: ANN202
 
 
 def _suite_and_target(suite: str, target: Path | None, limit: int | None):  # noqa: ANN202
-    from forgetless.pipeline.evaluate import target_probe
+    from forgetless.evaluation.evaluate import target_probe
     from forgetless.suites import load_suite
 
     if limit is not None and limit < 1:
@@ -36,8 +36,8 @@ def _suite_and_target(suite: str, target: Path | None, limit: int | None):  # no
 
 def run_eval(model, suite, target, limit, out_dir, device, dtype, batch_tokens, no_cache, base) -> None:  # noqa: ANN001
     from forgetless.cache import ResultCache
+    from forgetless.evaluation.evaluate import evaluate
     from forgetless.models import load_model
-    from forgetless.pipeline.evaluate import evaluate
     from forgetless.report.markdown import eval_markdown
     from forgetless.report.rows import EVAL_HEADER, eval_rows
 
@@ -56,7 +56,7 @@ def run_audit(
     base_model, tuned_model, suite, target, limit, out_dir, device, dtype, batch_tokens, no_cache, base
 ) -> None:  # noqa: ANN001
     from forgetless.cache import ResultCache
-    from forgetless.pipeline.audit import audit
+    from forgetless.evaluation.audit import audit
     from forgetless.report.markdown import audit_markdown
     from forgetless.report.rows import AUDIT_HEADER, audit_rows
 
@@ -143,7 +143,7 @@ def run_ls(what: str) -> None:
 
 
 def run_auto(loaded: Any, config_dir: Path, resume: bool = False, fresh: bool = False) -> None:
-    from forgetless.guard.auto import auto_search
+    from forgetless.pipeline.auto import auto_search
 
     report = auto_search(loaded, config_dir, resume=resume, fresh=fresh)
     rows = [
@@ -165,8 +165,8 @@ def run_auto(loaded: Any, config_dir: Path, resume: bool = False, fresh: bool = 
 
 def run_compare(paths: list[Path], budget: str | None, out_dir: Path | None) -> None:
     from forgetless.paths import write_bytes_atomic, write_text_atomic
-    from forgetless.pipeline.compare import COMPARE_HEADER, compare, compare_markdown, compare_rows
-    from forgetless.report.compare_page import compare_page
+    from forgetless.pipeline.compare import compare
+    from forgetless.report.compare_page import COMPARE_HEADER, compare_markdown, compare_page, compare_rows
     from forgetless.report.frontier import frontier_png
 
     result = compare(paths, budget)

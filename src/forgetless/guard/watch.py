@@ -30,11 +30,11 @@ from transformers import TrainerCallback
 
 from forgetless.cache import ResultCache
 from forgetless.distributed import broadcast, is_main_process
+from forgetless.evaluation.audit import compare_evals
+from forgetless.evaluation.evaluate import score_probe
 from forgetless.guard.budget import Budget, over_budget
 from forgetless.models import LoadedModel
 from forgetless.paths import write_json_atomic
-from forgetless.pipeline.audit import compare_evals
-from forgetless.pipeline.evaluate import score_probe
 from forgetless.probes import Probe, ScoreOptions
 
 POLICIES = ("warn", "stop", "rollback")

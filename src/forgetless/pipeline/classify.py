@@ -88,9 +88,9 @@ def classify(config: ClassifyConfig, methods: list[Method], config_dir: Path) ->
     """Run the whole loop (module docstring); returns the audit with `config`, `task` and `training` added."""
     from transformers import set_seed
 
+    from forgetless.evaluation.audit import build_audit
+    from forgetless.evaluation.evaluate import evaluate
     from forgetless.models import load_encoder
-    from forgetless.pipeline.audit import build_audit
-    from forgetless.pipeline.evaluate import evaluate
     from forgetless.report.html import write_report
     from forgetless.report.markdown import audit_markdown
     from forgetless.suites import load_suite

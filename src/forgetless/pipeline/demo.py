@@ -20,12 +20,12 @@ from typing import Any
 from forgetless.config.run import build_methods
 from forgetless.data.sources import Source, load_records, select_items
 from forgetless.errors import ConfigError
+from forgetless.evaluation.audit import build_audit
+from forgetless.evaluation.evaluate import evaluate, target_probe
 from forgetless.methods import TrainContext
 from forgetless.models import LoadedModel, load_model
 from forgetless.models.default import DEFAULT_MODEL
 from forgetless.paths import write_json_atomic, write_text_atomic
-from forgetless.pipeline.audit import build_audit
-from forgetless.pipeline.evaluate import evaluate, target_probe
 from forgetless.report.markdown import audit_markdown, table
 from forgetless.report.rows import COMPARE_HEADER, comparison_rows
 from forgetless.report.terminal import out as console

@@ -22,6 +22,8 @@ from typing import Any
 from forgetless import __version__
 from forgetless.cache import ResultCache
 from forgetless.errors import ConfigError, ForgetlessError
+from forgetless.evaluation.audit import build_audit, compare_evals
+from forgetless.evaluation.evaluate import evaluate
 from forgetless.guard.budget import Budget, over_budget, probe_metrics
 from forgetless.models import LoadedModel, load_model
 from forgetless.models.interpolate import (
@@ -33,8 +35,6 @@ from forgetless.models.interpolate import (
     scale_lora_,
 )
 from forgetless.paths import write_json_atomic, write_text_atomic
-from forgetless.pipeline.audit import build_audit, compare_evals
-from forgetless.pipeline.evaluate import evaluate
 from forgetless.probes import Probe, ScoreOptions
 from forgetless.suites import Suite
 

@@ -17,14 +17,14 @@ import yaml
 from forgetless.config.run import RunConfig
 from forgetless.diagnostics.stage import stage_diagnostics, start_folder
 from forgetless.distributed import barrier, is_main_process, world_size
+from forgetless.evaluation.audit import build_audit
+from forgetless.evaluation.evaluate import evaluate, target_probe
 from forgetless.guard.budget import Budget, over_budget
 from forgetless.guard.watch import Watch, WatchSettings
 from forgetless.methods import Method, TrainContext
 from forgetless.metrics import average_accuracy, backward_transfer, forgetting_measure, forward_transfer
 from forgetless.models import LoadedModel, load_model
 from forgetless.paths import write_json_atomic, write_text_atomic
-from forgetless.pipeline.audit import build_audit
-from forgetless.pipeline.evaluate import evaluate, target_probe
 from forgetless.pipeline.folder import claim, fingerprint
 from forgetless.probes import Comparison, Probe
 from forgetless.report.html import write_report

@@ -1,4 +1,4 @@
-"""The HTML page of `forgetless compare`: the frontier first, then the table behind it."""
+"""`forgetless compare` in Markdown and HTML: the table of fine-tunes, then the page with the frontier first."""
 
 from __future__ import annotations
 
@@ -6,8 +6,49 @@ from typing import Any
 
 from markupsafe import Markup
 
-from forgetless.pipeline.compare import COMPARE_HEADER, compare_rows
 from forgetless.report.html import Section, page, parts, themed_figure
+from forgetless.report.markdown import table
+
+COMPARE_HEADER = ["fine-tune", "target gain", "general retention", "budget used", "status", "Pareto"]
+
+
+def compare_rows(result: dict[str, Any]) -> list[list[str]]:
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}%"
+
+    return [
+        [
+            e["label"],
+            pct(e["target_gain"]),
+            pct(e["retention"]),
+            pct(e["budget_used"]),
+            e["status"] or "-",
+            "yes" if e["pareto"] else "",
+        ]
+        for e in result["entries"]
+    ]
+
+
+def compare_markdown(result: dict[str, Any]) -> str:
+    budget = f"budget `{result['budget']}`" if result["budget"] else "no budget"
+    best = [e["label"] for e in result["entries"] if e["pareto"]]
+    return "\n".join(
+        [
+            f"# forgetless compare: {len(result['entries'])} fine-tunes, {budget}",
+            "",
+            "Target gain: the fall of the target's perplexity against the base (%). General retention: the mean "
+            "after/before over general probes (accuracy) or before/after (perplexity), 100% = nothing lost. "
+            "Budget used: the worst budgeted probe's change over its limit (<= 100% within; `noise` = past the "
+            "limit but within the noise band).",
+            "",
+            table(COMPARE_HEADER, compare_rows(result)),
+            "",
+            f"Pareto-optimal (nothing else gains more while keeping as much): {', '.join(best) or 'none'}.",
+            "",
+            "![frontier](frontier.png)",
+            "",
+        ]
+    )
 
 
 def verdict_line(result: dict[str, Any]) -> str:

@@ -8,12 +8,14 @@ text before tokenization. `tokenize_examples` then turns them into input_ids and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from forgetless.config.run import DataConfig
 from forgetless.data.sources import load_records, select_items
 from forgetless.errors import ForgetlessError
 from forgetless.probes.templates import render
+
+if TYPE_CHECKING:  # the config layer sits above train: its type names the fields read here
+    from forgetless.config.run import DataConfig
 
 
 def load_examples(data: DataConfig, tokenizer: Any, base_dir: Path, what: str) -> tuple[Any, list[str]]:

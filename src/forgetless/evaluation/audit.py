@@ -10,8 +10,8 @@ from typing import Any
 from forgetless import __version__
 from forgetless.cache import ResultCache
 from forgetless.errors import ForgetlessError
+from forgetless.evaluation.evaluate import evaluate
 from forgetless.models import load_model
-from forgetless.pipeline.evaluate import evaluate
 from forgetless.probes import Comparison, Probe, ProbeResult, ScoreOptions
 from forgetless.suites import Suite
 

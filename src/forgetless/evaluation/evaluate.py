@@ -10,10 +10,10 @@ from typing import Any
 
 from forgetless import __version__
 from forgetless.cache import ResultCache, result_key
+from forgetless.evaluation.progress import progress_bar
 from forgetless.models import LoadedModel
 from forgetless.probes import Probe, ProbeConfig, ProbeResult, ScoreOptions
 from forgetless.probes.perplexity import PerplexityConfig, PerplexityProbe
-from forgetless.report.progress import progress_bar
 from forgetless.suites import Suite
 
 EVAL_SCHEMA = "forgetless.eval/1"

@@ -1,4 +1,8 @@
-"""Progress bars for long work (rich), silent when output is not a terminal."""
+"""Progress bars for scoring (rich), silent when output is not a terminal.
+
+Here, beside the scoring that draws them, rather than in report/: the guard scores probes during
+training and must not import the report layer above it.
+"""
 
 from __future__ import annotations
 
