@@ -35,50 +35,53 @@ def _suite_and_target(suite: str, target: Path | None, limit: int | None):  # no
 
 
 def run_eval(model, suite, target, limit, out_dir, device, dtype, batch_tokens, no_cache, base) -> None:  # noqa: ANN001
-    from forgetless.cache import ResultCache
-    from forgetless.evaluation.evaluate import evaluate
-    from forgetless.models import load_model
-    from forgetless.report.markdown import eval_markdown
+    from forgetless.api import evaluate
     from forgetless.report.rows import EVAL_HEADER, eval_rows
 
-    loaded, extra = _suite_and_target(suite, target, limit)  # validate before loading any model
-    options = _options(batch_tokens)
-    lm = load_model(model, device=device, dtype=dtype, base=base)
-    result = evaluate(lm, loaded, extra_probes=extra, cache=ResultCache(reuse=not no_cache), options=options)
-    print_table(f"{model} on suite '{loaded.name}'", EVAL_HEADER, eval_rows(result))
-    folder = out_dir or Path("forgetless-out") / f"eval-{slug(model)}-{loaded.name}"
-    paths = write_outputs(folder, result, eval_markdown(result), "eval")
-    paths.append(write_report(folder, "eval", result))
-    say("wrote " + ", ".join(str(p) for p in paths))
-
-
-def run_audit(
-    base_model, tuned_model, suite, target, limit, out_dir, device, dtype, batch_tokens, no_cache, base
-) -> None:  # noqa: ANN001
-    from forgetless.cache import ResultCache
-    from forgetless.evaluation.audit import audit
-    from forgetless.report.markdown import audit_markdown
-    from forgetless.report.rows import AUDIT_HEADER, audit_rows
-
-    loaded, extra = _suite_and_target(suite, target, limit)
-    options = _options(batch_tokens)
-    result = audit(
-        base_model,
-        tuned_model,
+    loaded, _ = _suite_and_target(suite, target, limit)  # the flags, checked before any model loads
+    _options(batch_tokens)
+    result = evaluate(
+        model,
         loaded,
-        extra_probes=extra,
-        cache=ResultCache(reuse=not no_cache),
-        options=options,
+        target=target,
         device=device,
         dtype=dtype,
         adapter_base=base,
+        batch_tokens=batch_tokens,
+        cache=not no_cache,
     )
-    print_table(f"{tuned_model} against {base_model}", AUDIT_HEADER, audit_rows(result))
-    say((result["summary"]["headline"], "bold"))
+    print_table(f"{model} on suite '{loaded.name}'", EVAL_HEADER, eval_rows(result.to_json()))
+    folder = out_dir or Path("forgetless-out") / f"eval-{slug(model)}-{loaded.name}"
+    say("wrote " + ", ".join(str(p) for p in result.write(folder)))
+
+
+def run_audit(
+    base_model, tuned_model, suite, target, limit, out_dir, device, dtype, batch_tokens, no_cache, base, budget=None
+) -> None:  # noqa: ANN001
+    from forgetless.api import audit
+    from forgetless.report.rows import AUDIT_HEADER, audit_rows
+
+    loaded, _ = _suite_and_target(suite, target, limit)
+    _options(batch_tokens)
+    result = audit(
+        base_model,
+        tuned_model,
+        suite=loaded,
+        budget=budget,
+        target=target,
+        device=device,
+        dtype=dtype,
+        adapter_base=base,
+        batch_tokens=batch_tokens,
+        cache=not no_cache,
+    )
+    print_table(f"{tuned_model} against {base_model}", AUDIT_HEADER, audit_rows(result.to_json()))
+    say((result.headline, "bold"))
+    if result.budget is not None:
+        state = "within budget" if result.within_budget else "OVER budget"
+        say((f"{state} {result.budget}", "bold"), *[f"\n  {c.describe()}" for c in result.checks])
     folder = out_dir or Path("forgetless-out") / f"audit-{slug(tuned_model)}-vs-{slug(base_model)}-{loaded.name}"
-    paths = write_outputs(folder, result, audit_markdown(result), "audit")
-    paths.append(write_report(folder, "audit", result))
-    say("wrote " + ", ".join(str(p) for p in paths))
+    say("wrote " + ", ".join(str(p) for p in result.write(folder)))
 
 
 def run_repair(

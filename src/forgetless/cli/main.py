@@ -89,11 +89,15 @@ def audit_command(
     batch_tokens: BatchTokens = 4096,
     no_cache: NoCache = False,
     base: AdapterBase = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(help="Forgetting budget to judge by, e.g. '2pt,5%,lambada:10%': within, noise or over per probe."),
+    ] = None,
 ) -> None:
     """What did TUNED forget of BASE? Paired before/after per probe, with noise bands and verdicts."""
     from forgetless.cli.commands import run_audit
 
-    run_audit(base_model, tuned_model, suite, target, limit, out, device, dtype, batch_tokens, no_cache, base)
+    run_audit(base_model, tuned_model, suite, target, limit, out, device, dtype, batch_tokens, no_cache, base, budget)
 
 
 @app.command("repair")

@@ -1,21 +1,15 @@
-"""Audit a fine-tune: score base and tuned on the same items and say, per probe, what was forgotten."""
+"""Compare two evaluations item by item and build the audit document: per probe, what was forgotten."""
 
 from __future__ import annotations
 
 import dataclasses
-import gc
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from forgetless import __version__
-from forgetless.cache import ResultCache
 from forgetless.errors import ForgetlessError
-from forgetless.evaluation.evaluate import evaluate
-from forgetless.models import load_model
-from forgetless.probes import Comparison, Probe, ProbeResult, ScoreOptions
-from forgetless.suites import Suite
-
-AUDIT_SCHEMA = "forgetless.audit/1"
+from forgetless.evaluation.results import AUDIT_SCHEMA
+from forgetless.probes import Comparison, Probe, ProbeResult
 
 
 def compare_evals(probes: list[Probe], before: dict[str, Any], after: dict[str, Any]) -> list[Comparison]:
@@ -76,35 +70,13 @@ def describe_change(c: Comparison) -> str:
     return f"{c.metric} {c.before * scale:.{d}f} -> {c.after * scale:.{d}f} ({c.delta * scale:+.{d}f}{unit}{interval})"
 
 
-def audit(
-    base_spec: str,
-    tuned_spec: str,
-    suite: Suite,
-    *,
-    extra_probes: list[Probe] | None = None,
-    cache: ResultCache | None = None,
-    options: ScoreOptions | None = None,
-    device: str = "auto",
-    dtype: str = "float32",
-    adapter_base: str | None = None,
-) -> dict[str, Any]:
-    """Evaluate base then tuned (one model in memory at a time) and compare them item by item."""
-    evals = []
-    for spec in (base_spec, tuned_spec):
-        lm = load_model(spec, device=device, dtype=dtype, base=adapter_base)
-        evals.append(evaluate(lm, suite, extra_probes=extra_probes, cache=cache, options=options))
-        del lm
-        gc.collect()
-    return build_audit([*suite.probes, *(extra_probes or [])], evals[0], evals[1])
-
-
 def build_audit(probes: list[Probe], base_eval: dict[str, Any], tuned_eval: dict[str, Any]) -> dict[str, Any]:
     """The audit document: both evals, every paired comparison, and the summary."""
     comparisons = compare_evals(probes, base_eval, tuned_eval)
     return {
         "schema": AUDIT_SCHEMA,
         "forgetless_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "suite": base_eval["suite"],
         "base": base_eval,
         "tuned": tuned_eval,

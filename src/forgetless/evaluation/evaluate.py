@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from forgetless import __version__
 from forgetless.cache import ResultCache, result_key
 from forgetless.evaluation.progress import progress_bar
+from forgetless.evaluation.results import EVAL_SCHEMA
 from forgetless.models import LoadedModel
 from forgetless.probes import Probe, ProbeConfig, ProbeResult, ScoreOptions
 from forgetless.probes.perplexity import PerplexityConfig, PerplexityProbe
 from forgetless.suites import Suite
-
-EVAL_SCHEMA = "forgetless.eval/1"
 
 
 def target_probe(path: str, text: str = "{{ text }}") -> Probe:
@@ -71,7 +70,7 @@ def evaluate(
     return {
         "schema": EVAL_SCHEMA,
         "forgetless_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": lm.describe(),
         "suite": {"name": suite.name, "path": str(suite.path)},
         "probes": results,

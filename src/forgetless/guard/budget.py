@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from forgetless.errors import ForgetlessError
+from forgetless.evaluation.results import BudgetCheck
 from forgetless.probes import Comparison
 
 UNITS = {"pt": "points", "pts": "points", "point": "points", "points": "points", "%": "percent", "percent": "percent"}
@@ -47,27 +48,6 @@ class Limit:
     def __str__(self) -> str:
         amount = f"{self.amount:g}{'pt' if self.unit == 'points' else '%'}"
         return amount if self.probe is None else f"{self.probe}:{amount}"
-
-
-@dataclass
-class BudgetCheck:
-    """One probe against its limit: `change` is the loss in the limit's unit (positive = worse)."""
-
-    probe: str
-    metric: str
-    change: float
-    limit: float
-    unit: str
-    status: str  # within | noise (past the limit, but within the noise band) | over
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def describe(self) -> str:
-        unit = " points" if self.unit == "points" else "%"
-        word = "drop" if self.unit == "points" else "rise"
-        change = f"{self.change:+.1f}{unit}"
-        return f"{self.probe}: {self.metric} {word} {change} (limit {self.limit:g}{unit}, {self.status})"
 
 
 def parse_limit(text: str) -> Limit:

@@ -170,3 +170,31 @@ def load_model(spec: str, *, device: str = "auto", dtype: str = "float32", base:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # generation batches need a pad token
     return LoadedModel(model, tokenizer, spec, source, {"dtype": dtype, **details})
+
+
+def from_memory(model: Any, tokenizer: Any, spec: str | None = None) -> LoadedModel:
+    """A causal LM already in memory (a transformers model, or a PEFT model around one) and its tokenizer.
+
+    The model stays where it is (device, dtype, train/eval mode: scoring sets eval mode itself). As
+    `load_model` does, a tokenizer without a pad token gets its end-of-sequence token as one.
+
+    Args:
+        model: the model object.
+        tokenizer: its tokenizer (a PEFT model does not carry one; neither does a bare transformers model).
+        spec: the name results show; default the model's `name_or_path`, else its class name.
+    """
+    if tokenizer is None:
+        raise ForgetlessError(
+            f"a {type(model).__name__} in memory was passed without its tokenizer",
+            "pass tokenizer=... (the one the model was trained with), or pass the model's folder or hub id",
+        )
+    if not hasattr(model, "parameters") or not callable(getattr(model, "state_dict", None)):
+        raise ForgetlessError(
+            f"cannot score a {type(model).__name__}: it is neither a model nor a path",
+            "pass a transformers or PEFT model, a model folder, a .gguf file, a hub id or 'smollm2-135m'",
+        )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # generation batches need a pad token
+    name = spec or getattr(model, "name_or_path", None) or type(model).__name__
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    return LoadedModel(model, tokenizer, str(name), "memory", {"dtype": dtype})

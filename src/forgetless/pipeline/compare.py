@@ -75,7 +75,7 @@ def _entries(path: Path) -> list[Entry]:
     if schema.startswith("forgetless.run/"):
         return [Entry(_run_label(data, folder), str(folder), data["final"], data.get("guard", {}).get("budget", ""))]
     if schema.startswith("forgetless.audit/"):
-        return [Entry(folder.name, str(folder), data)]
+        return [Entry(folder.name, str(folder), data, data.get("guard", {}).get("budget", ""))]
     if schema.startswith("forgetless.repair/"):
         return [Entry(f"repair alpha={data['chosen_alpha']:g}", str(folder), data["audit"], data.get("budget", ""))]
     if schema.startswith("forgetless.demo/"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from forgetless.evaluation.results import BudgetCheck
 from forgetless.report.rows import AUDIT_HEADER, EVAL_HEADER, audit_rows, eval_rows
 
 
@@ -46,9 +47,20 @@ def audit_markdown(result: dict[str, Any]) -> str:
             "",
             table(AUDIT_HEADER, audit_rows(result)),
             "",
+            *_budget_lines(result.get("guard")),
             *canaries,
         ]
     )
+
+
+def _budget_lines(guard: dict[str, Any] | None) -> list[str]:
+    """An audit against a budget: within or over, and each budgeted probe's change against its limit."""
+    if not guard:
+        return []
+    state = "within budget" if guard["within_budget"] else "OVER budget"
+    lines = ["## Forgetting budget", "", f"Budget `{guard['budget']}`: {state}.", ""]
+    lines += [f"- {BudgetCheck(**c).describe()}" for c in guard["final"]]
+    return [*lines, ""]
 
 
 def _canary_sections(result: dict[str, Any]) -> list[str]:

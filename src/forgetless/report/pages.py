@@ -76,15 +76,18 @@ def _audit_details(audit: dict[str, Any]) -> Any:
 
 
 def audit_page(audit: dict[str, Any]) -> str:
+    checks = audit["guard"]["final"] if audit.get("guard") else None  # an audit against a budget
     sections = [
-        Section("Per-probe change", s.probe_table(audit)),
+        Section("Per-probe change", s.probe_table(audit, checks)),
         *_audit_body(audit),
-        Section("Plots", figures_section([_change(audit)])),
+        Section("Plots", figures_section([_change(audit, checks)])),
         Section("Diagnostics", diagnostics_section(audit)),
         Section("Details", _audit_details(audit)),
     ]
     title = f"forgetless audit: {audit['tuned']['model']['spec']} against {audit['base']['model']['spec']}"
     subtitle = f"suite {audit['suite']['name']}; same items before and after"
+    if audit.get("guard"):
+        subtitle += f"; budget {audit['guard']['budget']}"
     return page(title, sections, subtitle=subtitle, verdict=audit_verdict(audit), created=audit.get("created", ""))
 
 

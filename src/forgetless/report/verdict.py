@@ -105,7 +105,12 @@ def eval_verdict(result: dict[str, Any]) -> Markup:
 
 def audit_verdict(audit: dict[str, Any]) -> Markup:
     forgot = any(c["verdict"] == "forgot" and c["role"] == "general" for c in primary_comparisons(audit["comparisons"]))
-    return parts().verdict(audit["summary"]["headline"], "bad" if forgot else "good", audit_cards(audit))
+    guard = audit.get("guard")  # an audit against a budget: the budget decides the tone
+    if not guard:
+        return parts().verdict(audit["summary"]["headline"], "bad" if forgot else "good", audit_cards(audit))
+    line = audit["summary"]["headline"] + "; " + budget_text(guard["budget"], guard["within_budget"])
+    cards = [*audit_cards(audit), budget_card(guard["budget"], guard["within_budget"])]
+    return parts().verdict(line, "good" if guard["within_budget"] else "bad", cards)
 
 
 def run_verdict(result: dict[str, Any]) -> Markup:

@@ -1,0 +1,286 @@
+"""Typed results: an evaluation of one model (`EvalResult`) and an audit of a fine-tune (`Audit`).
+
+They are what `forgetless.evaluate` and `forgetless.audit` return and what the CLI writes:
+`to_json()` is exactly the document of docs/schema.md (`forgetless.eval/1`, `forgetless.audit/1`),
+`from_json()` reads one back, and `write(folder)` writes the JSON, the Markdown and report.html.
+Keys a writer adds beyond the schema (a run stage's `training`, classify's `task`) travel in `extra`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forgetless.probes import Comparison, Metric, ProbeResult
+
+EVAL_SCHEMA = "forgetless.eval/1"
+AUDIT_SCHEMA = "forgetless.audit/1"
+
+
+@dataclass
+class ModelInfo:
+    """Which model was scored: `fingerprint` hashes its weights and vocabulary (equal: scores equal)."""
+
+    spec: str
+    source: str  # builtin | folder | gguf | adapter | hub | memory | training
+    fingerprint: str
+    dtype: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # the loader's own: adapter base, encoder, ...
+
+    def to_json(self) -> dict[str, Any]:
+        dtype = {} if self.dtype is None else {"dtype": self.dtype}
+        return {"spec": self.spec, "source": self.source, "fingerprint": self.fingerprint, **dtype, **self.details}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelInfo:
+        known = {"spec", "source", "fingerprint", "dtype"}
+        details = {k: v for k, v in data.items() if k not in known}
+        return cls(data["spec"], data["source"], data["fingerprint"], data.get("dtype"), details)
+
+
+@dataclass
+class SuiteInfo:
+    name: str
+    path: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path}
+
+
+@dataclass
+class ProbeScores(ProbeResult):
+    """One probe's scores in an evaluation: `metrics[name]` has `value`, `stderr` and the 95% `low`/`high`."""
+
+    cached: bool = False  # read from the result cache rather than scored now
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProbeScores:
+        metrics = {k: Metric(**v) for k, v in data["metrics"].items()}
+        return cls(**{**data, "metrics": metrics})
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def result(self) -> ProbeResult:
+        """The plain probe result (without `cached`), as probes compare them."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(ProbeResult)}
+        return ProbeResult(**fields)
+
+
+@dataclass
+class EvalResult:
+    """One model scored on a suite: each probe's metrics with their 95% intervals.
+
+    Attributes:
+        model: which model, with its weights' fingerprint.
+        suite: the suite's name and file.
+        probes: one entry per probe, in suite order (then the target).
+        probe_configs: {probe: hash of the exact requests it scored}; equal hashes, comparable results.
+        seconds: wall time of the evaluation.
+        created: ISO time (UTC) of the evaluation.
+        forgetless_version: the version that scored it.
+        extra: keys beyond the schema that a writer added (kept as they are).
+    """
+
+    model: ModelInfo
+    suite: SuiteInfo
+    probes: list[ProbeScores]
+    probe_configs: dict[str, str]
+    seconds: float
+    created: str
+    forgetless_version: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def probe(self, name: str) -> ProbeScores:
+        """The scores of the probe called `name` (KeyError naming the probes there are)."""
+        for p in self.probes:
+            if p.name == name:
+                return p
+        raise KeyError(f"no probe '{name}' in this evaluation; probes: {', '.join(p.name for p in self.probes)}")
+
+    def scores(self) -> dict[str, float]:
+        """{probe: value of its primary metric}: the one number per probe that verdicts use."""
+        return {p.name: p.metrics[p.primary].value for p in self.probes if p.primary in p.metrics}
+
+    def to_json(self) -> dict[str, Any]:
+        """The `forgetless.eval/1` document, key for key as `eval.json` holds it."""
+        return {
+            "schema": EVAL_SCHEMA,
+            "forgetless_version": self.forgetless_version,
+            "created": self.created,
+            "model": self.model.to_json(),
+            "suite": self.suite.to_json(),
+            "probes": [p.to_json() for p in self.probes],
+            "probe_configs": dict(self.probe_configs),
+            "seconds": self.seconds,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EvalResult:
+        """Read a `forgetless.eval/1` document (a parsed `eval.json`, or an audit's `base` / `tuned`)."""
+        _check_schema(data, EVAL_SCHEMA)
+        known = {"schema", "forgetless_version", "created", "model", "suite", "probes", "probe_configs", "seconds"}
+        return cls(
+            model=ModelInfo.from_json(data["model"]),
+            suite=SuiteInfo(**data["suite"]),
+            probes=[ProbeScores.from_json(p) for p in data["probes"]],
+            probe_configs=dict(data["probe_configs"]),
+            seconds=data["seconds"],
+            created=data["created"],
+            forgetless_version=data["forgetless_version"],
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    def write(self, folder: str | Path) -> list[Path]:
+        """Write `eval.json`, `eval.md` and `report.html` into `folder` (created); returns their paths."""
+        from forgetless.report.files import write_files
+
+        return write_files(Path(folder), "eval", self.to_json())
+
+
+@dataclass
+class BudgetCheck:
+    """One probe against its limit: `change` is the loss in the limit's unit (positive = worse)."""
+
+    probe: str
+    metric: str
+    change: float
+    limit: float
+    unit: str  # points | percent
+    status: str  # within | noise (past the limit, but within the noise band) | over
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def describe(self) -> str:
+        unit = " points" if self.unit == "points" else "%"
+        word = "drop" if self.unit == "points" else "rise"
+        change = f"{self.change:+.1f}{unit}"
+        return f"{self.probe}: {self.metric} {word} {change} (limit {self.limit:g}{unit}, {self.status})"
+
+
+@dataclass
+class Summary:
+    verdicts: dict[str, str]  # {probe: verdict of its primary comparison}
+    by_verdict: dict[str, list[str]]  # {forgot | kept | improved | info: [probes]}
+    headline: str  # the sentence reports open with
+
+    def to_json(self) -> dict[str, Any]:
+        return {"verdicts": dict(self.verdicts), "by_verdict": dict(self.by_verdict), "headline": self.headline}
+
+
+@dataclass
+class Audit:
+    """What a fine-tune forgot: base and tuned scored on the same items, compared probe by probe.
+
+    Attributes:
+        base: the evaluation of the model before fine-tuning.
+        tuned: the evaluation of the fine-tuned model.
+        comparisons: every paired comparison (`before`, `after`, `delta`, its 95% interval `low`/`high`,
+            `p_value`, `verdict`), the primary metric of each probe first.
+        summary: the verdict per probe and the headline.
+        suite: the suite both were scored on.
+        budget: the forgetting budget judged by (e.g. "2pt,5%"), or None.
+        checks: with a budget, each budgeted general probe: its change, limit and status within/noise/over.
+        within_budget: with a budget, whether no probe is over it; None without one.
+        created: ISO time (UTC) of the audit.
+        forgetless_version: the version that made it.
+        extra: keys beyond the schema that a writer added (classify's `task`, a demo's `training`).
+    """
+
+    base: EvalResult
+    tuned: EvalResult
+    comparisons: list[Comparison]
+    summary: Summary
+    suite: SuiteInfo
+    created: str
+    forgetless_version: str
+    budget: str | None = None
+    checks: list[BudgetCheck] = field(default_factory=list)
+    within_budget: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdicts(self) -> dict[str, str]:
+        """{probe: forgot | kept | improved | info}, from each probe's primary comparison."""
+        return dict(self.summary.verdicts)
+
+    @property
+    def headline(self) -> str:
+        return self.summary.headline
+
+    def primary(self) -> dict[str, Comparison]:
+        """{probe: its primary comparison}: the one the verdict and the budget use."""
+        out: dict[str, Comparison] = {}
+        for c in self.comparisons:
+            out.setdefault(c.probe, c)
+        return out
+
+    def budget_status(self) -> dict[str, str]:
+        """{budgeted probe: within | noise | over}; empty without a budget."""
+        return {c.probe: c.status for c in self.checks}
+
+    def to_json(self) -> dict[str, Any]:
+        """The `forgetless.audit/1` document, key for key as `audit.json` holds it.
+
+        With a budget it has one more key, `guard`: `budget`, `final` (the checks) and `within_budget`,
+        as a run's `guard` has them.
+        """
+        data = {
+            "schema": AUDIT_SCHEMA,
+            "forgetless_version": self.forgetless_version,
+            "created": self.created,
+            "suite": self.suite.to_json(),
+            "base": self.base.to_json(),
+            "tuned": self.tuned.to_json(),
+            "comparisons": [dataclasses.asdict(c) for c in self.comparisons],
+            "summary": self.summary.to_json(),
+        }
+        if self.budget is not None:
+            data["guard"] = {
+                "budget": self.budget,
+                "final": [c.to_dict() for c in self.checks],
+                "within_budget": self.within_budget,
+            }
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Audit:
+        """Read a `forgetless.audit/1` document (a parsed `audit.json`, or a run's `final`)."""
+        _check_schema(data, AUDIT_SCHEMA)
+        known = {"schema", "forgetless_version", "created", "suite", "base", "tuned", "comparisons", "summary"}
+        guard = data.get("guard")
+        budgeted = isinstance(guard, dict) and "final" in guard and "policy" not in guard  # a run's guard is extra
+        if budgeted:
+            known.add("guard")
+        return cls(
+            base=EvalResult.from_json(data["base"]),
+            tuned=EvalResult.from_json(data["tuned"]),
+            comparisons=[Comparison(**c) for c in data["comparisons"]],
+            summary=Summary(**data["summary"]),
+            suite=SuiteInfo(**data["suite"]),
+            created=data["created"],
+            forgetless_version=data["forgetless_version"],
+            budget=guard["budget"] if budgeted else None,
+            checks=[BudgetCheck(**c) for c in guard["final"]] if budgeted else [],
+            within_budget=guard["within_budget"] if budgeted else None,
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    def write(self, folder: str | Path) -> list[Path]:
+        """Write `audit.json`, `audit.md` and `report.html` into `folder` (created); returns their paths."""
+        from forgetless.report.files import write_files
+
+        return write_files(Path(folder), "audit", self.to_json())
+
+
+def _check_schema(data: dict[str, Any], schema: str) -> None:
+    from forgetless.errors import ForgetlessError
+
+    kind, _, _ = schema.partition("/")
+    found = str(data.get("schema", ""))
+    if not found.startswith(kind + "/"):
+        raise ForgetlessError(f"this document has schema '{found}', not '{schema}'", f"pass a {kind} result")
