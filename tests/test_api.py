@@ -148,6 +148,9 @@ def test_write_gives_the_cli_files_byte_for_byte(tiny_model, tiny_tuned, tiny_su
         assert [p.name for p in paths] == [f"{kind}.json", f"{kind}.md", "report.html"]
         for path in paths:
             assert path.read_bytes() == (tmp_path / kind / path.name).read_bytes(), path.name
+    evaluation = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    with pytest.raises(ForgetlessError, match="schema 'forgetless.eval/1', not 'forgetless.audit/1'"):
+        forgetless.Audit.from_json(evaluation)
 
 
 def test_import_forgetless_is_light_and_the_surface_small() -> None:

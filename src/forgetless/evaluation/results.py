@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forgetless.errors import ForgetlessError
 from forgetless.probes import Comparison, Metric, ProbeResult
 
 EVAL_SCHEMA = "forgetless.eval/1"
@@ -62,11 +63,6 @@ class ProbeScores(ProbeResult):
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    def result(self) -> ProbeResult:
-        """The plain probe result (without `cached`), as probes compare them."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(ProbeResult)}
-        return ProbeResult(**fields)
 
 
 @dataclass
@@ -252,8 +248,8 @@ class Audit:
         """Read a `forgetless.audit/1` document (a parsed `audit.json`, or a run's `final`)."""
         _check_schema(data, AUDIT_SCHEMA)
         known = {"schema", "forgetless_version", "created", "suite", "base", "tuned", "comparisons", "summary"}
-        guard = data.get("guard")
-        budgeted = isinstance(guard, dict) and "final" in guard and "policy" not in guard  # a run's guard is extra
+        guard = data.get("guard")  # only in an audit against a budget
+        budgeted = isinstance(guard, dict)
         if budgeted:
             known.add("guard")
         return cls(
@@ -278,8 +274,6 @@ class Audit:
 
 
 def _check_schema(data: dict[str, Any], schema: str) -> None:
-    from forgetless.errors import ForgetlessError
-
     kind, _, _ = schema.partition("/")
     found = str(data.get("schema", ""))
     if not found.startswith(kind + "/"):
