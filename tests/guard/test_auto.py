@@ -14,11 +14,14 @@ TRAINING = {"steps": 8, "learning_rate": 1e-2, "batch_size": 8, "max_length": 48
 
 
 def test_auto_picks_the_most_gain_within_budget(old_base, mc_data, tmp_path) -> None:  # noqa: ANN001
+    # Measured old_ppl change on the first rung (2 steps), the same to 0.05 points under ATEN_CPU_CAPABILITY
+    # default, avx2 and avx512 with one thread: alpha 0.1, 1, 10 -> +13.9 to +14.4% (over 8%, beyond noise),
+    # alpha 100 -> -0.6%; the winner (100) ends at -3.9% after 8 steps. The budget sits between with margin.
     config = write_guarded(
         tmp_path,
         old_base,
         mc_data,
-        {"budget": "20%", "watch": False, "auto_values": [0.1, 1, 10, 100]},
+        {"budget": "8%", "watch": False, "auto_values": [0.1, 1, 10, 100]},
         methods=[{"name": "l2sp"}],
         training=TRAINING,
     )

@@ -203,6 +203,8 @@ def test_config_errors_name_the_field(settings: dict, field: str) -> None:
 
 
 def test_ewc_forgets_less(old_base, plain, tmp_path) -> None:  # noqa: ANN001
+    # Measured over seeds 0-2 and the CPU kernel settings (bench/behaviour_margins.py):
+    # forgetting 0.16-0.29x plain's, gain 0.99x.
     ewc = make("ewc", lam=1.0)
     outcome = fine_tune_new(old_base, [ewc], tmp_path)
     assert outcome.forgetting < 0.7 * plain.forgetting

@@ -34,9 +34,9 @@ def test_base_is_untouched_and_recovered_exactly(old_base, plain, tmp_path) -> N
     base = AutoModelForCausalLM.from_pretrained(old_base)
     outcome = fine_tune_new(old_base, [make("expand", blocks=2)], tmp_path)
     expanded = outcome.model
-    # The inserted blocks learn the new task (gain 5.9 nats against plain's 9.4). The expanded model itself
-    # forgets MORE of the old task than plain (2.85 against 1.77 nats: its new blocks sit in the old task's
-    # path too); what expand guarantees is that the base is kept exactly, below.
+    # The inserted blocks learn the new task (gain 0.75-0.76x plain's over seeds 0-2 and the CPU kernel settings,
+    # bench/behaviour_margins.py). The expanded model itself forgets MORE of the old task than plain (1.9-2.8x:
+    # its new blocks sit in the old task's path too); what expand guarantees is that the base is kept exactly.
     assert outcome.gain > 0.5 * plain.gain
     # Saved and reloaded, the expanded model is a bigger model of the same class that remembers its expansion.
     expanded.save_pretrained(tmp_path / "expanded")

@@ -153,7 +153,8 @@ def test_config_errors_name_the_field(settings: dict, field: str) -> None:
 
 
 def test_l2sp_forgets_less(old_base, plain, tmp_path) -> None:  # noqa: ANN001
-    # The default alpha: measured forgetting 0.39 nats vs 1.78 for plain, gain 9.37 vs 9.42.
+    # Measured over seeds 0-2 and the CPU kernel settings (bench/behaviour_margins.py):
+    # forgetting 0.51-0.57x plain's, gain 0.99x.
     l2sp = make("l2sp", alpha=0.01)
     outcome = fine_tune_new(old_base, [l2sp], tmp_path)
     assert outcome.forgetting < 0.7 * plain.forgetting

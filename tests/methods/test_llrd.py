@@ -68,8 +68,10 @@ def test_decay_outside_zero_one_is_rejected(decay: float) -> None:
 
 
 def test_strong_decay_forgets_less_and_still_learns(old_base: Path, plain: Outcome, tmp_path: Path) -> None:
+    # Measured over seeds 0-2 and the CPU kernel settings (bench/behaviour_margins.py):
+    # forgetting 0.41-0.68x plain's (0.44-0.46 at seed 0 under every kernel), gain 0.99x.
     run = fine_tune_new(old_base, [make("llrd", decay=0.5)], tmp_path)
-    assert run.forgetting < 0.7 * plain.forgetting
+    assert run.forgetting < 0.85 * plain.forgetting
     assert run.gain > 0.5 * plain.gain
 
 

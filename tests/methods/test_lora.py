@@ -25,6 +25,8 @@ def lora_run(old_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Outcom
 
 
 def test_lora_forgets_less_than_full_fine_tuning_and_still_learns(lora_run: Outcome, plain: Outcome) -> None:
+    # Measured over seeds 0-2 and the CPU kernel settings (bench/behaviour_margins.py):
+    # forgetting 0.05-0.47x plain's, gain 0.69-0.72x.
     assert lora_run.forgetting < 0.7 * plain.forgetting
     assert lora_run.gain > 0.2 * plain.gain
 

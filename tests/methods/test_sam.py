@@ -1,4 +1,4 @@
-"""SAM: the ascent step has length rho along the gradient and is undone exactly; a flatter fine-tune forgets less."""
+"""SAM: the ascent step has length rho along the gradient and is undone exactly; it learns like plain tuning."""
 
 from __future__ import annotations
 
@@ -38,12 +38,13 @@ def test_nothing_to_perturb_without_gradients() -> None:
     assert make("sam").perturb(torch.nn.Linear(2, 2)) is None
 
 
-def test_sam_forgets_less(old_base, plain, tmp_path) -> None:  # noqa: ANN001
-    # The default (ASAM, rho 1): measured forgetting 1.33 vs 1.78 for plain, gain 9.36 vs 9.42. Plain SAM forgot
-    # more at every radius tried (see the module docstring of forgetless.methods.sam).
+def test_sam_learns_the_new_task_as_plain_tuning_does(old_base, plain, tmp_path) -> None:  # noqa: ANN001
+    # SAM is not asserted to forget less: on this setup it does not (ASAM forgot 1.3-2.0x plain's over seeds
+    # 0-2 and the CPU kernel settings, up to 2.5x, bench/behaviour_margins.py; the old test's 0.75x sat on a knife
+    # edge). What holds everywhere is that the second, perturbed gradient still trains: gain ratio 0.985-1.00.
     outcome = fine_tune_new(old_base, [make("sam")], tmp_path)
-    assert outcome.forgetting < 0.85 * plain.forgetting
-    assert outcome.gain > 0.5 * plain.gain
+    assert outcome.gain > 0.9 * plain.gain
+    assert outcome.old_after > outcome.old_before  # and the setup's forgetting is there to see
 
 
 def test_sam_refuses_gradient_accumulation(tiny_model, tmp_path) -> None:  # noqa: ANN001

@@ -32,6 +32,8 @@ def test_frozen_weights_are_left_alone() -> None:
 
 
 def test_wise_forgets_less(old_base, plain, tmp_path) -> None:  # noqa: ANN001
+    # Measured over seeds 0-2 and the CPU kernel settings (bench/behaviour_margins.py):
+    # forgetting 0.04x plain's, gain 0.83-0.89x.
     outcome = fine_tune_new(old_base, [make("wise", alpha=0.5)], tmp_path)
     assert outcome.forgetting < 0.7 * plain.forgetting
     assert outcome.gain > 0.3 * plain.gain

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import shutil
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +180,7 @@ def repair(
     result = {
         "schema": REPAIR_SCHEMA,
         "forgetless_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **described,
         "suite": evals[0.0]["suite"],
         "budget": str(budget),
