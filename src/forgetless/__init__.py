@@ -3,7 +3,13 @@
 The public surface, for scripts of your own (everything else is internal):
 
 - `evaluate(model_or_path, suite)`: score a model on a probe suite -> `EvalResult`;
-- `audit(base, tuned, suite=..., budget=...)`: what a fine-tune forgot, probe by probe -> `Audit`.
+- `audit(base, tuned, suite=..., budget=...)`: what a fine-tune forgot, probe by probe -> `Audit`;
+- `ForgetGuard(suite=..., budget=..., policy=...)`: a TrainerCallback that watches any Trainer (TRL's too)
+  and warns, stops or rolls back when a probe breaks the forgetting budget;
+- `ForgetPenalty("l2sp" | "ewc" | "distill", ...)`: a TrainerCallback that adds the method's penalty to any
+  Trainer's training, before gradient clipping and without an extra forward pass;
+- `mix_replay(train_dataset, keep, ratio)`: experience replay as data, a `datasets.Dataset`;
+- `ForgetlessError`: what every user mistake raises, with the problem and the fix.
 
 Names load on first use: `import forgetless` stays fast (no torch, no transformers).
 """
@@ -21,13 +27,31 @@ _PUBLIC = {
     "audit": "forgetless.api",
     "EvalResult": "forgetless.evaluation.results",
     "Audit": "forgetless.evaluation.results",
+    "ForgetGuard": "forgetless.guard.forget_guard",
+    "ForgetPenalty": "forgetless.train.penalty_callback",
+    "mix_replay": "forgetless.train.replay_data",
+    "ForgetlessError": "forgetless.errors",
 }
 
-__all__ = ["Audit", "EvalResult", "__version__", "audit", "evaluate"]
+__all__ = [
+    "Audit",
+    "EvalResult",
+    "ForgetGuard",
+    "ForgetPenalty",
+    "ForgetlessError",
+    "__version__",
+    "audit",
+    "evaluate",
+    "mix_replay",
+]
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ imports on demand
     from forgetless.api import audit, evaluate
+    from forgetless.errors import ForgetlessError
     from forgetless.evaluation.results import Audit, EvalResult
+    from forgetless.guard.forget_guard import ForgetGuard
+    from forgetless.train.penalty_callback import ForgetPenalty
+    from forgetless.train.replay_data import mix_replay
 
 
 def __getattr__(name: str) -> Any:
