@@ -60,7 +60,8 @@ class ForgetPenalty(TrainerCallback):
             (Li & Hoiem 2017: KL to the base model).
         keep: general text the model must keep (a list of strings or a `datasets.Dataset` with `text`):
             EWC estimates its Fisher on it.
-        max_length: tokens of each kept text the Fisher sees.
+        max_length: tokens of each kept text the Fisher sees; by default the trainer's own `max_length`
+            (TRL's configs have one) or 256, so a script and `forgetless run` with the same length agree.
         trainer: the Trainer, when it is at hand; otherwise it is found on the first event.
         **settings: the method's settings (`alpha=`, `lam=`, `fisher_samples=`, `weight=`, `temperature=`...),
             checked by its typed config: a misspelled name gets a did-you-mean.
@@ -71,7 +72,7 @@ class ForgetPenalty(TrainerCallback):
     """
 
     def __init__(
-        self, method: str, *, keep: Any = None, max_length: int = 256, trainer: Any = None, **settings: Any
+        self, method: str, *, keep: Any = None, max_length: int | None = None, trainer: Any = None, **settings: Any
     ) -> None:
         if method not in PENALTIES:
             if method in ELSEWHERE:
@@ -123,7 +124,7 @@ class ForgetPenalty(TrainerCallback):
             tokenizer=tokenizer,
             keep_texts=list(self.keep),
             seed=args.seed,
-            max_length=self.max_length,
+            max_length=self.max_length or getattr(args, "max_length", None) or 256,
             batch_size=args.per_device_train_batch_size,
             total_steps=state.max_steps,
         )
