@@ -93,3 +93,42 @@ def test_guard_decides_once_for_both_ranks(old_base, mc_data, tmp_path) -> None:
     assert all(bool((final[n] == best[n]).all()) for n in final)
     checkpoint = json.loads(next((stage / "checkpoints").glob("checkpoint-*/trainer_state.json")).read_text())
     assert checkpoint["global_step"] == stopped["step"]
+
+
+USER_SCRIPT = """
+import hashlib, json, os, sys
+from pathlib import Path
+
+import forgetless
+from tests.integration.script_setup import plain_trainer
+
+model_dir, out, suite = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+guard = forgetless.ForgetGuard(suite=suite, budget="5%", policy="rollback", every=1)
+trainer = plain_trainer(model_dir, out, [], batch_size=4)
+trainer.add_callback(forgetless.ForgetPenalty("l2sp", alpha=0.01))
+trainer.add_callback(guard)
+trainer.train()
+weights = b"".join(p.detach().numpy().tobytes() for p in trainer.model.parameters())
+record = {"digest": hashlib.sha256(weights).hexdigest(), "step": trainer.state.global_step}
+record["stopped"] = guard.history["stopped"]
+(out / f"rank{os.environ.get('RANK', '0')}.json").write_text(json.dumps(record))
+"""
+
+
+def test_a_user_script_with_forgetless_callbacks_under_torchrun(old_base, mc_data, tmp_path) -> None:  # noqa: ANN001
+    """ForgetGuard and ForgetPenalty in a user's own Trainer script launched by torchrun: rank 0 checks, every
+    rank rolls back to the same weights and stops at the same step (one that trained on would hang)."""
+    from tests.guard.guard_setup import write_guarded
+
+    write_guarded(tmp_path, old_base, mc_data, {})  # for its suite.yaml (old-task perplexity + mc)
+    (tmp_path / "script.py").write_text(USER_SCRIPT)
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "FORGETLESS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518"]
+    command += [str(tmp_path / "script.py"), str(old_base), str(tmp_path / "out"), str(tmp_path / "suite.yaml")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["stopped"]["action"] == "rollback" and ranks[0]["step"] < 12
+    assert ranks[0]["digest"] == ranks[1]["digest"] and ranks[0]["step"] == ranks[1]["step"]
+    assert ranks[1]["stopped"] == ranks[0]["stopped"]  # the decision was broadcast, not taken twice
