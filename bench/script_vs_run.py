@@ -78,6 +78,24 @@ def write_suite(folder: Path, limit: int) -> Path:
     return path
 
 
+def user_callbacks(inputs: dict, args: argparse.Namespace, cache: Path) -> tuple:
+    """What a user adds to their trainer: ForgetPenalty('ewc') and a ForgetGuard with the run's settings."""
+    import forgetless
+    from forgetless.cache import ResultCache
+
+    config, settings = inputs["config"], inputs["settings"]
+    penalty = forgetless.ForgetPenalty("ewc", lam=args.lam, keep=inputs["keep"], max_length=settings.max_length)
+    guard = forgetless.ForgetGuard(
+        config.suite,
+        budget=config.guard.budget,
+        policy=config.guard.policy,
+        every=config.guard.every,
+        target=inputs["held"],
+        cache=ResultCache(cache),
+    )
+    return penalty, guard
+
+
 def write_config(folder: Path, args: argparse.Namespace) -> Path:
     """examples/sst2-guard.yaml, changed as the docstring says."""
     from forgetless.pipeline.demo import keep_texts
@@ -272,8 +290,6 @@ def part_script(folder: Path, inputs: dict[str, Any], run: dict[str, Any], args:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer
 
-    import forgetless
-    from forgetless.cache import ResultCache
     from forgetless.models.default import default_model_folder
     from forgetless.train.data import tokenize_examples
     from forgetless.train.finetune import training_arguments
@@ -283,15 +299,7 @@ def part_script(folder: Path, inputs: dict[str, Any], run: dict[str, Any], args:
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)  # the run loads float32 too
     data = tokenize_examples(inputs["train"], tok, settings.max_length, settings.pack)
-    penalty = forgetless.ForgetPenalty("ewc", lam=args.lam, keep=inputs["keep"], max_length=settings.max_length)
-    guard = forgetless.ForgetGuard(
-        config.suite,
-        budget=config.guard.budget,
-        policy=config.guard.policy,
-        every=config.guard.every,
-        target=inputs["held"],
-        cache=ResultCache(folder / "cache-script"),
-    )
+    penalty, guard = user_callbacks(inputs, args, folder / "cache-script")
     trainer = Trainer(
         model=model,
         args=training_arguments(folder / "script", settings),
@@ -342,11 +350,9 @@ def sft(folder: Path, inputs: dict[str, Any], args: argparse.Namespace, guarded:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    import forgetless
-    from forgetless.cache import ResultCache
     from forgetless.models.default import default_model_folder
 
-    config, settings = inputs["config"], inputs["settings"]
+    settings = inputs["settings"]
     model_dir = default_model_folder()
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -371,16 +377,8 @@ def sft(folder: Path, inputs: dict[str, Any], args: argparse.Namespace, guarded:
     trainer = SFTTrainer(model=model, args=sft_args, train_dataset=train, processing_class=tok)
     guard = penalty = None
     if guarded:
-        penalty = forgetless.ForgetPenalty("ewc", lam=args.lam, keep=inputs["keep"], max_length=settings.max_length)
+        penalty, guard = user_callbacks(inputs, args, folder / "cache-sft")
         trainer.add_callback(penalty)
-        guard = forgetless.ForgetGuard(
-            config.suite,
-            budget=config.guard.budget,
-            policy=config.guard.policy,
-            every=config.guard.every,
-            target=inputs["held"],
-            cache=ResultCache(folder / "cache-sft"),
-        )
         trainer.add_callback(guard)
     timer = StepTimer()
     trainer.add_callback(timer)  # last: it moves itself first at on_train_begin
