@@ -92,21 +92,30 @@ def test_audit_by_path_and_in_memory_gives_the_cli_numbers(
     assert by_path.primary()["target"].role == "target"
 
 
-def test_audit_with_a_budget_says_within_noise_or_over_per_probe(tiny_model, tiny_tuned, tiny_suite, tmp_path) -> None:  # noqa: ANN001, E501
+def test_audit_with_a_budget_says_over_within_or_inconclusive_per_probe(
+    tiny_model, tiny_tuned, tiny_suite, tmp_path
+) -> None:  # noqa: ANN001, E501
     out = tmp_path / "cli"
     cli("audit", str(tiny_model), str(tiny_tuned), "--suite", str(tiny_suite), "--budget", BUDGET, "--out", str(out))
     written = json.loads((out / "audit.json").read_text())
 
     result = forgetless.audit(str(tiny_model), str(tiny_tuned), suite=tiny_suite, budget=BUDGET, device="cpu")
 
-    assert result.budget_status() == {"docs_ppl": "over", "mc": "noise", "canaries": "within"}
+    # 7 canary prompts cannot show a loss inside 10 points: inconclusive, as is mc's 4.2 against 1 point.
+    assert result.budget_status() == {"docs_ppl": "over", "mc": "inconclusive", "canaries": "inconclusive"}
     assert result.within_budget is False
     mc = next(c for c in result.checks if c.probe == "mc")
     assert (mc.metric, mc.unit, mc.limit, round(mc.change, 1)) == ("acc", "points", 1.0, 4.2)
     assert result.to_json()["guard"] == written["guard"]
     assert written["guard"]["budget"] == BUDGET and written["guard"]["within_budget"] is False
-    assert "Budget `docs_ppl:5%,mc:1pt,canaries:10pt`: OVER budget." in (out / "audit.md").read_text()
-    assert "- mc: acc drop +4.2 points (limit 1 points, noise)" in (out / "audit.md").read_text()
+    assert all(c.level == pytest.approx(1 - 2 * 0.05 / 3) for c in result.checks)  # 5% over 3 checks
+    markdown = (out / "audit.md").read_text()
+    assert "OVER budget `docs_ppl:5%,mc:1pt,canaries:10pt`: docs_ppl. False-alarm rate 0.05" in markdown
+    assert (
+        f"- mc: acc drop +4.2 points [{mc.low:+.1f}, {mc.high:+.1f}] at 96.67% (limit 1 points, inconclusive"
+        in markdown
+    )
+    assert result.budget_verdict.startswith("OVER budget docs_ppl:5%,mc:1pt,canaries:10pt")
 
 
 def test_a_bad_budget_fails_before_any_model_loads(tiny_suite) -> None:  # noqa: ANN001

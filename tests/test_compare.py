@@ -23,9 +23,13 @@ def audit(
     *,
     fingerprint: str = "base",
     mc_hash: str = "h1",
-    acc_interval: tuple[float, float] = (-0.1, -0.05),
+    acc_interval: tuple[float, float] | None = None,
 ) -> dict:
-    """A hand-made audit: accuracy 0.60 -> acc_after, perplexity 20 -> ppl_after, target 100 -> target_after."""
+    """A hand-made audit: accuracy 0.60 -> acc_after, perplexity 20 -> ppl_after, target 100 -> target_after.
+
+    Without a saved test the budget judges the 95% interval: by default the accuracy's is the change
+    +-0.5 points and the perplexity's +-0.3, so each verdict follows from the estimate."""
+    acc_interval = acc_interval or (acc_after - 0.60 - 0.005, acc_after - 0.60 + 0.005)
 
     def comparison(probe: str, role: str, metric: str, before: float, after: float, low: float, high: float) -> dict:
         higher = metric == "acc"
@@ -58,7 +62,7 @@ def audit(
         "base": base,
         "comparisons": [
             comparison("mc", "general", "acc", 0.60, acc_after, *acc_interval),
-            comparison("ppl", "general", "perplexity", 20.0, ppl_after, 0.5, 2.0),
+            comparison("ppl", "general", "perplexity", 20.0, ppl_after, ppl_after - 20.3, ppl_after - 19.7),
             comparison("stage_x", "target", "perplexity", 100.0, target_after, -60.0, -40.0),
         ],
     }
@@ -80,10 +84,10 @@ def test_scores_by_hand() -> None:
     assert (a.pareto, b.pareto, c.pareto) == (True, True, False)
 
 
-def test_noise_is_not_over() -> None:
-    entry = Entry("n", "n", audit(0.54, 20.0, 50.0, acc_interval=(-0.15, 0.02)))
+def test_inconclusive_is_not_over() -> None:
+    entry = Entry("n", "n", audit(0.54, 20.0, 50.0, acc_interval=(-0.15, 0.02)))  # loss [-2, 15] around 5
     score([entry], Budget.parse("5pt"))
-    assert entry.budget_used == pytest.approx(120.0) and entry.status == "noise"
+    assert entry.budget_used == pytest.approx(120.0) and entry.status == "inconclusive"
 
 
 def test_refuses_other_probes_or_base_and_says_which() -> None:

@@ -73,6 +73,7 @@ def audit(
     *,
     suite: str | Path | Suite = "quick",
     budget: str | None = None,
+    false_alarm: float = 0.05,
     target: str | Path | None = None,
     tokenizer: Any = None,
     limit: int | None = None,
@@ -85,15 +86,18 @@ def audit(
     """What did `tuned` forget of `base`? Both scored on the same items, compared probe by probe.
 
     Each probe gets before, after, the paired delta with its 95% interval, a p-value and a verdict
-    (forgot / kept / improved). With a budget, each budgeted probe is also within it, past it but
-    within noise, or over it, and `within_budget` says whether none is over.
+    (forgot / kept / improved). With a budget, each budgeted probe is also `over` it (the interval of its
+    loss wholly past the limit), `within` it (wholly inside) or `inconclusive`, judged so that the chance
+    of calling any probe over when none is stays under `false_alarm`; `within_budget` says whether none
+    is over.
 
     Args:
         base: the model before fine-tuning (a path or name, or a model in memory; see `evaluate`).
         tuned: the fine-tuned model, or a PEFT adapter (folder or in memory).
         suite: a built-in suite ("quick", "general"), a suite YAML file, or a loaded `Suite`.
         budget: forgetting budget as `forgetless run` takes it, e.g. "2pt,5%,lambada:10%": accuracy points,
-            perplexity percent, per probe or for every probe of that unit.
+            perplexity percent, gold answer log-probability nats, per probe or for every probe of that unit.
+        false_alarm: the chance of calling a probe over its limit when every probe is within it.
         target: held-out text of your own task, scored as the probe `target` (what tuning should gain).
         tokenizer: the tokenizer of whichever of the two models is in memory.
         limit: cap every probe at this many items.
@@ -110,6 +114,8 @@ def audit(
         ForgetlessError: a bad argument; ConfigError: every problem of the budget at once (an unknown probe,
             a unit that cannot bound the probe's metric), before any model loads.
     """
+    if not 0 < false_alarm < 1:
+        raise ForgetlessError(f"false_alarm={false_alarm!r} must be between 0 and 1", "use e.g. 0.05")
     loaded, extra, options, store = _prepare(suite, target, limit, batch_tokens, cache)
     probes = [*loaded.probes, *extra]
     limits = _budget(budget, probes)
@@ -119,9 +125,10 @@ def audit(
     after = _score(tuned, tokenizer, loading, loaded, **scoring)
     document = build_audit(probes, before, after)
     if limits is not None:
-        checks = limits.check([Comparison(**c) for c in document["comparisons"]])
+        checks = limits.check([Comparison(**c) for c in document["comparisons"]], false_alarm)
         document["guard"] = {
             "budget": str(limits),
+            "false_alarm": false_alarm,
             "final": [c.to_dict() for c in checks],
             "within_budget": not over_budget(checks),
         }

@@ -50,5 +50,5 @@ def test_an_audit_round_trips_with_and_without_a_budget() -> None:
     budgeted = {**audit_document(), "guard": {"budget": "5%", "final": checks, "within_budget": False}}
     audit = Audit.from_json(budgeted)
     assert json.dumps(audit.to_json()) == json.dumps(budgeted)
-    assert audit.checks == [BudgetCheck("lambada_ppl", "perplexity", 6.8, 5, "percent", "over")]
+    assert audit.checks == [BudgetCheck("lambada_ppl", "perplexity", 6.8, 5, "percent", "over", 3.8, 9.8, 0.99, 0.2)]
     assert (audit.budget, audit.within_budget, audit.budget_status()) == ("5%", False, {"lambada_ppl": "over"})

@@ -1,4 +1,4 @@
-"""Budgets: parsing, units, and the check against hand-made comparisons (within, noise, over)."""
+"""Budgets: parsing, units, and the three-way check against the limit (over, within, inconclusive)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,24 @@ import pytest
 
 from forgetless.errors import ForgetlessError
 from forgetless.guard.budget import Budget, Limit, over_budget, parse_limit
-from forgetless.probes import Comparison
+from forgetless.metrics import PairedMeanTest, paired_accuracy_delta, paired_perplexity_delta
+from forgetless.probes import Comparison, ProbeResult
+
+
+def measured(probe: str, lost: int, gained: int, n: int) -> Comparison:
+    """An accuracy comparison from counts: `lost` right -> wrong, `gained` wrong -> right of n items."""
+    before = [1] * lost + [0] * gained + [1] * (n // 2) + [0] * (n - n // 2 - lost - gained)
+    after = [0] * lost + [1] * gained + [1] * (n // 2) + [0] * (n - n // 2 - lost - gained)
+    result = ProbeResult(probe, "choice", "general", "acc", {}, n, 0.0)
+    return Comparison.paired(result, "acc", True, paired_accuracy_delta(before, after))
+
+
+def perplexity_change(probe: str, per_token: list[float]) -> Comparison:
+    """A perplexity comparison of documents of 50 tokens at 2 nats each, shifted by `per_token` nats."""
+    before = [100.0] * len(per_token)
+    after = [100.0 + 50 * x for x in per_token]
+    result = ProbeResult(probe, "perplexity", "general", "perplexity", {}, len(per_token), 0.0)
+    return Comparison.paired(result, "perplexity", False, paired_perplexity_delta(before, after, [50] * len(per_token)))
 
 
 def comparison(probe: str, metric: str, before: float, after: float, low: float, high: float) -> Comparison:
@@ -52,30 +69,118 @@ def test_canaries_are_budgeted_only_by_name() -> None:
     assert Budget.parse("5pt").check([flipped]) == []
     assert Budget.parse("5pt").limit_for("canaries", "expect_rate") is None
     (check,) = Budget.parse("5pt,canaries:30pt").check([flipped])
-    assert (round(check.change, 1), check.limit, check.status) == (14.3, 30.0, "within")
+    # The saved interval puts the loss in [0, 43] points: 30 inside it, so neither over nor within.
+    assert (round(check.change, 1), check.limit, check.status) == (14.3, 30.0, "inconclusive")
 
 
-def test_check_within_noise_and_over() -> None:
+def test_check_over_within_and_inconclusive() -> None:
     budget = Budget.parse("2pt,5%")
     checks = budget.check(
         [
-            comparison("arc", "acc", 0.60, 0.59, -0.03, 0.01),  # 1 point down: within
-            comparison("hella", "acc", 0.60, 0.56, -0.09, 0.01),  # 4 points, interval includes 0: noise
-            comparison("piqa", "acc", 0.60, 0.50, -0.14, -0.06),  # 10 points, beyond noise: over
-            comparison("lambada", "perplexity", 20.0, 21.5, 0.5, 2.5),  # +7.5%, beyond noise: over
-            comparison("wiki", "perplexity", 20.0, 20.8, 0.2, 1.4),  # +4%: within
+            measured("arc", 2, 2, 1000),  # no change on 1000 items: the loss is inside 2 points beyond doubt
+            measured("hella", 6, 2, 100),  # 4 points down on 100 items: cannot tell 4 from 2
+            measured("piqa", 60, 0, 400),  # 15 points down: past 2 beyond doubt
+            perplexity_change("lambada", [0.2, 0.18, 0.22, 0.2, 0.19, 0.21] * 5),  # +22%: over 5%
+            perplexity_change("wiki", [0.01, -0.01, 0.0, 0.005, -0.005, 0.0] * 5),  # ~0%: within 5%
         ]
     )
-    got = {c.probe: (round(c.change, 6), c.status) for c in checks}
+    got = {c.probe: (round(c.change, 1), c.status) for c in checks}
     assert got == {
-        "arc": (1.0, "within"),
-        "hella": (4.0, "noise"),
-        "piqa": (10.0, "over"),
-        "lambada": (7.5, "over"),
-        "wiki": (4.0, "within"),
+        "arc": (0.0, "within"),
+        "hella": (4.0, "inconclusive"),
+        "piqa": (15.0, "over"),
+        "lambada": (22.1, "over"),
+        "wiki": (0.0, "within"),
     }
     assert [c.probe for c in over_budget(checks)] == ["piqa", "lambada"]
-    assert checks[2].describe() == "piqa: acc drop +10.0 points (limit 2 points, over)"
+    # Five checks share the 5% rate: each one-sided at 1%, its interval two-sided at 98%.
+    assert all(c.level == pytest.approx(0.98) for c in checks)
+    piqa, hella = checks[2], checks[1]
+    assert piqa.low > 2 and piqa.p_over < 0.01
+    assert hella.low < 2 < hella.high and hella.items_to_decide > 100
+    assert piqa.describe().startswith("piqa: acc drop +15.0 points [+")
+    assert "(limit 2 points, over)" in piqa.describe()
+    assert "straddles the limit; about" in hella.describe()
+
+
+def test_verdict_agrees_with_its_p_value_at_every_level() -> None:
+    """Over exactly when the one-sided p against the limit is at most the check's share."""
+    c = measured("arc", 12, 2, 200)  # 5 points down
+    for alpha in (0.2, 0.05, 0.01, 0.001):
+        (check,) = Budget.parse("2pt").check([c], alpha)
+        assert (check.status == "over") == (check.p_over <= alpha)
+        assert (check.status == "over") == (check.low > 2)
+
+
+def test_a_loss_equal_to_the_limit_is_not_over() -> None:
+    """0.14 -> 0.09 is 5.000000000000002 points in floating point; with no spread it is exactly the limit."""
+    delta = 0.09 - 0.14
+    exact = Comparison(
+        "arc",
+        "general",
+        "acc",
+        True,
+        0.14,
+        0.09,
+        delta,
+        None,
+        delta,
+        delta,
+        None,
+        100,
+        "forgot",
+        test=PairedMeanTest(delta, 0.0, 100).to_dict(),
+    )
+    assert 100 * -delta > 5
+    (check,) = Budget.parse("5pt").check([exact])
+    assert check.status == "inconclusive" and check.items_to_decide is None
+
+
+def test_the_rate_is_split_over_the_probes() -> None:
+    comparisons = [measured(f"p{i}", 3, 3, 300) for i in range(4)]
+    checks = Budget.parse("2pt").check(comparisons, 0.02)
+    assert [c.level for c in checks] == [pytest.approx(1 - 2 * 0.02 / 4)] * 4
+    with pytest.raises(ValueError, match="alpha must be strictly between 0 and 1"):
+        Budget.parse("2pt").check(comparisons, 0.0)
+
+
+def test_documents_without_a_saved_test_are_judged_on_their_interval() -> None:
+    checks = Budget.parse("2pt").check(
+        [
+            comparison("arc", "acc", 0.60, 0.59, -0.015, -0.005),  # loss [0.5, 1.5]: within
+            comparison("hella", "acc", 0.60, 0.56, -0.09, 0.01),  # loss [-1, 9]: inconclusive
+            comparison("piqa", "acc", 0.60, 0.50, -0.14, -0.06),  # loss [6, 14]: over
+        ]
+    )
+    assert [(c.status, c.level) for c in checks] == [("within", 0.95), ("inconclusive", 0.95), ("over", 0.95)]
+
+
+def test_nats_bound_the_gold_answer_log_probability() -> None:
+    logprob = Comparison(
+        "arc",
+        "general",
+        "gold_logprob",
+        True,
+        -0.9,
+        -1.1,
+        -0.2,
+        None,
+        None,
+        None,
+        None,
+        200,
+        "forgot",
+        test=PairedMeanTest(-0.2, 0.3, 200).to_dict(),
+    )
+    accuracy = measured("arc", 3, 2, 200)
+    checks = Budget.parse("2pt,0.05nats").check([accuracy, logprob])
+    assert [(c.metric, c.unit, c.status) for c in checks] == [
+        ("acc", "points", "inconclusive"),
+        ("gold_logprob", "nats", "over"),  # 0.2 nats lost, +-0.05 at this level: past 0.05
+    ]
+    assert Budget.parse("0.05nats").limit_for("arc", "acc") == Limit(None, 0.05, "nats")
+    problems = Budget.parse("wiki:0.1nats").problems({"wiki": "perplexity"})
+    assert problems and "nats bound multiple-choice probes only" in problems[0]
 
 
 def test_target_probes_and_unbudgeted_metrics_are_skipped() -> None:
@@ -108,7 +213,7 @@ def test_probe_metrics_from_configs(tiny_suite) -> None:  # noqa: ANN001
             "2pt,lambada:5%,3pt",
             "budget '2pt,lambada:5%,3pt' limits every probe measured in points twice: '2pt' and '3pt'",
         ),
-        (["arc:2pt", "arc:5%"], "budget 'arc:2pt,arc:5%' limits probe 'arc' twice: 'arc:2pt' and 'arc:5%'"),
+        (["arc:2pt", "arc:3pt"], "budget 'arc:2pt,arc:3pt' limits probe 'arc' twice: 'arc:2pt' and 'arc:3pt'"),
     ],
 )
 def test_a_probe_limited_twice_is_an_error(spec: str | list[str], message: str) -> None:

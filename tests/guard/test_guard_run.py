@@ -40,6 +40,11 @@ def test_warn_records_every_check_and_breach(warned) -> None:  # noqa: ANN001
     assert [e["step"] for e in watch["events"]] == [s for s, st in enumerate(statuses(warned)) if "over" in st.values()]
     assert warned["guard"]["stopped"] is None and not warned["guard"]["within_budget"]
     assert watch["overhead"] is not None and watch["watch_seconds"] > 0
+    # The run's 5% false-alarm rate: half on the last step's check, half spread over the steps before it
+    # in proportion (checks at steps 1..11 cover 11 of the 12 steps).
+    shares = [p["alpha"] for p in watch["points"]]
+    assert shares[-1] == pytest.approx(0.025) and sum(shares) == pytest.approx(0.025 + 0.025 * 11 / 12)
+    assert all(c["level"] == pytest.approx(1 - 2 * shares[-1] / 2) for c in watch["points"][-1]["checks"])
     assert [s for s, _ in warned["stages"][0]["training"]["loss_curve"]] == list(range(1, 13))  # logging intact
 
 
@@ -53,10 +58,12 @@ def test_stop_at_the_first_step_over_budget(warned, old_base, mc_data, tmp_path)
     assert "stopped the run in stage `new` at step" in (tmp_path / "run" / "summary.md").read_text()
 
 
-def test_noise_band_does_not_trigger(warned, old_base, mc_data, tmp_path) -> None:  # noqa: ANN001
-    """mc's accuracy ends more than 2 points down, but its interval includes no change: never a breach."""
-    past_limit = [st.get("mc") for st in statuses(warned)]
-    assert "noise" in past_limit and "over" not in past_limit
+def test_an_inconclusive_check_does_not_trigger(warned, old_base, mc_data, tmp_path) -> None:  # noqa: ANN001
+    """mc's accuracy ends more than 2 points down, but its interval straddles the limit: never a breach."""
+    points = warned["stages"][0]["training"]["watch"]["points"]
+    past_limit = [c for p in points for c in p["checks"] if c["probe"] == "mc" and c["change"] > c["limit"]]
+    assert past_limit and {c["status"] for c in past_limit} == {"inconclusive"}
+    assert all(c["low"] < c["limit"] < c["high"] for c in past_limit)
     results = run(write_guarded(tmp_path, old_base, mc_data, {"budget": "mc:2pt", "policy": "stop", "every": 1}))
     assert results["guard"]["stopped"] is None
     assert results["stages"][0]["training"]["loss_curve"][-1][0] == 12
@@ -65,7 +72,9 @@ def test_noise_band_does_not_trigger(warned, old_base, mc_data, tmp_path) -> Non
 def test_rollback_restores_the_best_weights_within_budget(warned, old_base, mc_data, tmp_path) -> None:  # noqa: ANN001
     results = run(write_guarded(tmp_path, old_base, mc_data, {"budget": "5%", "policy": "rollback", "every": 1}))
     stopped = results["guard"]["stopped"]
-    within = [p for p in warned["stages"][0]["training"]["watch"]["points"] if p["within"]]
+    # Rollback points: no check over, and every estimated loss inside its limit (this run's own checks).
+    points = results["stages"][0]["training"]["watch"]["points"]
+    within = [p for p in points if p["within"] and all(c["change"] <= c["limit"] for c in p["checks"])]
     best = min((p for p in within if p["step"] < stopped["step"]), key=lambda p: p["target_change"])
     assert stopped["action"] == "rollback" and stopped["restored_step"] == best["step"] > 0
     run_dir = tmp_path / "run"

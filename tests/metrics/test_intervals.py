@@ -11,6 +11,7 @@ import pytest
 
 from forgetless.metrics.intervals import (
     PairedDelta,
+    accuracy_interval,
     bootstrap_indices,
     bootstrap_interval,
     mcnemar_exact,
@@ -62,14 +63,16 @@ def test_bootstrap_indices_shape_range_and_seed() -> None:
 
 def test_paired_mean_delta_hand_example() -> None:
     # before mean 0.75, after mean 1.0: delta 0.25, relative 0.25 / 0.75 = 1/3.
-    # Differences [0, 1, 0, 0]: sd 0.5, stderr 0.5 / 2 = 0.25.
-    result = paired_mean_delta([1, 0, 1, 1], [1, 1, 1, 1], n_boot=200)
+    # Differences [0, 1, 0, 0]: sd 0.5, stderr 0.5 / 2 = 0.25; t(3) 97.5% quantile 3.18245 gives
+    # 0.25 -+ 0.79561, and t = 1 gives the two-sided p 0.39100 (Student's t tables).
+    result = paired_mean_delta([1, 0, 1, 1], [1, 1, 1, 1])
     assert isinstance(result, PairedDelta)
     assert (result.before, result.after, result.delta) == pytest.approx((0.75, 1.0, 0.25))
     assert result.relative == pytest.approx(1 / 3)
     assert result.stderr == pytest.approx(0.25)
-    assert result.p_value is None and result.n == 4
-    assert 0.0 <= result.low <= result.high <= 1.0
+    assert (result.low, result.high) == pytest.approx((0.25 - 0.795612, 0.25 + 0.795612), abs=1e-6)
+    assert result.p_value == pytest.approx(0.391002, abs=1e-6) and result.n == 4
+    assert result.test == {"kind": "paired_mean", "estimate": 0.25, "sd": 0.5, "n": 4}
 
 
 def test_paired_mean_delta_relative_nan_when_before_zero() -> None:
@@ -96,30 +99,42 @@ def test_mcnemar_large_counts_are_exact_and_symmetric() -> None:
 
 def test_paired_accuracy_delta_is_tighter_than_independent_intervals() -> None:
     # 400 items; 240 right before; after = before plus 20 fixed items, nothing broken.
-    # True delta = 20 / 400 = 0.05; McNemar b=0, c=20 gives p = 2 / 2**20.
+    # True delta = 20 / 400 = 0.05; the score test at 0 is McNemar's z = 20 / sqrt(20).
     before = [1] * 240 + [0] * 160
     after = [1] * 260 + [0] * 140
-    result = paired_accuracy_delta(before, after, n_boot=2000, seed=1)
+    result = paired_accuracy_delta(before, after)
     assert result.delta == pytest.approx(0.05)
-    assert result.low <= 0.05 <= result.high
-    assert result.low > 0  # every replicate difference is >= 0, most are > 0
-    assert result.p_value == pytest.approx(2 / 2**20)
+    assert 0 < result.low <= 0.05 <= result.high
+    assert result.p_value == pytest.approx(2 * NormalDist().cdf(-math.sqrt(20)))
+    assert result.test == {"kind": "paired_binary", "lost": 0, "gained": 20, "n": 400}
     # Two independent 95% normal intervals around each accuracy, combined.
     z = NormalDist().inv_cdf(0.975)
     se_independent = math.hypot(mean_stderr(before), mean_stderr(after))
     assert result.high - result.low < 0.5 * (2 * z * se_independent)
 
 
-def test_paired_intervals_reproducible_by_seed() -> None:
-    rng = np.random.default_rng(0)
-    before = (rng.random(100) < 0.6).astype(int)
-    after = np.where(rng.random(100) < 0.1, 1 - before, before)
-    first = paired_accuracy_delta(before, after, n_boot=300, seed=7)
-    assert first == paired_accuracy_delta(before, after, n_boot=300, seed=7)
-    assert (first.low, first.high) != (
-        paired_accuracy_delta(before, after, n_boot=300, seed=8).low,
-        paired_accuracy_delta(before, after, n_boot=300, seed=8).high,
-    )
+def test_paired_accuracy_verdict_and_p_value_agree() -> None:
+    # The case: 4 of 100 items right -> wrong, none back. The interval excludes zero exactly
+    # when the p-value of the same statistic is below 5%, here both (McNemar's z = 2, p = 0.0455).
+    result = paired_accuracy_delta(*pairs(4, 0, both_right=56, both_wrong=40))
+    assert result.high < 0 and result.p_value < 0.05
+    assert result.p_value == pytest.approx(2 * NormalDist().cdf(-2.0))
+    three = paired_accuracy_delta(*pairs(3, 0, both_right=57, both_wrong=40))
+    assert three.high > 0 and three.p_value > 0.05
+
+
+def test_accuracy_interval_is_wilson() -> None:
+    # 58 of 100: Wilson's centre (58 + z^2/2) / (100 + z^2), half-width
+    # z * sqrt(p(1-p)/n + z^2/(4n^2)) / (1 + z^2/n).
+    z = NormalDist().inv_cdf(0.975)
+    p, n = 0.58, 100
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    mean, stderr, low, high = accuracy_interval([1] * 58 + [0] * 42)
+    assert mean == pytest.approx(0.58) and stderr == pytest.approx(mean_stderr([1] * 58 + [0] * 42))
+    assert (low, high) == pytest.approx((centre - half, centre + half), abs=1e-12)
+    # All right: the normal interval is [1, 1]; Wilson's reaches below.
+    assert accuracy_interval([1] * 20)[2] == pytest.approx(20 / (20 + z * z), abs=1e-12)
 
 
 @pytest.mark.parametrize(

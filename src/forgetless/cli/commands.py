@@ -56,7 +56,19 @@ def run_eval(model, suite, target, limit, out_dir, device, dtype, batch_tokens, 
 
 
 def run_audit(
-    base_model, tuned_model, suite, target, limit, out_dir, device, dtype, batch_tokens, no_cache, base, budget=None
+    base_model,
+    tuned_model,
+    suite,
+    target,
+    limit,
+    out_dir,
+    device,
+    dtype,
+    batch_tokens,
+    no_cache,
+    base,
+    budget=None,
+    false_alarm=0.05,
 ) -> None:  # noqa: ANN001
     from forgetless.api import audit
     from forgetless.report.rows import AUDIT_HEADER, audit_rows
@@ -68,6 +80,7 @@ def run_audit(
         tuned_model,
         suite=loaded,
         budget=budget,
+        false_alarm=false_alarm,
         target=target,
         device=device,
         dtype=dtype,
@@ -78,14 +91,26 @@ def run_audit(
     print_table(f"{tuned_model} against {base_model}", AUDIT_HEADER, audit_rows(result.to_json()))
     say((result.headline, "bold"))
     if result.budget is not None:
-        state = "within budget" if result.within_budget else "OVER budget"
-        say((f"{state} {result.budget}", "bold"), *[f"\n  {c.describe()}" for c in result.checks])
+        say((result.budget_verdict, "bold"), *[f"\n  {c.describe()}" for c in result.checks])
     folder = out_dir or Path("forgetless-out") / f"audit-{slug(tuned_model)}-vs-{slug(base_model)}-{loaded.name}"
     say("wrote " + ", ".join(str(p) for p in result.write(folder)))
 
 
 def run_repair(
-    base_model, tuned_model, budget, suite, target, limit, steps, out_dir, device, dtype, batch_tokens, no_cache, base
+    base_model,
+    tuned_model,
+    budget,
+    suite,
+    target,
+    limit,
+    steps,
+    out_dir,
+    device,
+    dtype,
+    batch_tokens,
+    no_cache,
+    base,
+    false_alarm=0.05,
 ) -> None:  # noqa: ANN001
     from forgetless.cache import ResultCache
     from forgetless.pipeline.repair import repair
@@ -107,6 +132,7 @@ def run_repair(
         adapter_base=base,
         cache=ResultCache(reuse=not no_cache),
         options=options,
+        false_alarm=false_alarm,
     )
     header, rows = curve_table(result)
     print_table(f"{tuned_model} interpolated with {base_model}, budget {result['budget']}", header, rows)

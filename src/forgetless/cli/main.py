@@ -31,6 +31,14 @@ Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")]
 Dtype = Annotated[str, typer.Option(help="float32, bfloat16 or float16.")]
 BatchTokens = Annotated[int, typer.Option(help="Tokens per scoring batch (memory against speed).")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute instead of reusing cached probe results.")]
+FalseAlarm = Annotated[
+    float,
+    typer.Option(
+        min=1e-6,
+        max=0.5,
+        help="Chance of calling any probe over its limit when every probe is within it (all probes, all looks).",
+    ),
+]
 AdapterBase = Annotated[
     str | None, typer.Option("--base", help="Base model for a PEFT adapter that does not name a loadable one.")
 ]
@@ -91,13 +99,30 @@ def audit_command(
     base: AdapterBase = None,
     budget: Annotated[
         str | None,
-        typer.Option(help="Forgetting budget to judge by, e.g. '2pt,5%,lambada:10%': within, noise or over per probe."),
+        typer.Option(
+            help="Forgetting budget to judge by, e.g. '2pt,5%,lambada:10%': within, inconclusive or over per probe."
+        ),
     ] = None,
+    false_alarm: FalseAlarm = 0.05,
 ) -> None:
     """What did TUNED forget of BASE? Paired before/after per probe, with noise bands and verdicts."""
     from forgetless.cli.commands import run_audit
 
-    run_audit(base_model, tuned_model, suite, target, limit, out, device, dtype, batch_tokens, no_cache, base, budget)
+    run_audit(
+        base_model,
+        tuned_model,
+        suite,
+        target,
+        limit,
+        out,
+        device,
+        dtype,
+        batch_tokens,
+        no_cache,
+        base,
+        budget,
+        false_alarm,
+    )
 
 
 @app.command("repair")
@@ -118,12 +143,26 @@ def repair_command(
     batch_tokens: BatchTokens = 4096,
     no_cache: NoCache = False,
     base: AdapterBase = None,
+    false_alarm: FalseAlarm = 0.05,
 ) -> None:
     """Interpolate TUNED back toward BASE (WiSE-FT) just enough to meet the budget; write the repaired model."""
     from forgetless.cli.commands import run_repair
 
     run_repair(
-        base_model, tuned_model, budget, suite, target, limit, steps, out, device, dtype, batch_tokens, no_cache, base
+        base_model,
+        tuned_model,
+        budget,
+        suite,
+        target,
+        limit,
+        steps,
+        out,
+        device,
+        dtype,
+        batch_tokens,
+        no_cache,
+        base,
+        false_alarm,
     )
 
 

@@ -86,8 +86,11 @@ class GuardConfig(Strict):
         default="auto", description="check every N steps; auto keeps checks near `overhead` of training time"
     )
     overhead: float = Field(default=0.10, gt=0, le=1, description="share of training time auto cadence allows")
-    budget: str | list[str] | None = Field(default=None, description="e.g. '2pt,5%,lambada:10%'")
+    budget: str | list[str] | None = Field(default=None, description="e.g. '2pt,5%,lambada:10%,0.05nats'")
     policy: Literal["warn", "stop", "rollback"] = "warn"
+    false_alarm: float = Field(
+        default=0.05, gt=0, lt=1, description="chance a run within budget is stopped or rolled back, all checks"
+    )
     auto_values: list[float] | None = Field(
         default=None, min_length=2, description="--auto's candidate strengths; default: the method's usual range"
     )

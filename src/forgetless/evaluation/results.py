@@ -139,23 +139,63 @@ class EvalResult:
 
 @dataclass
 class BudgetCheck:
-    """One probe against its limit: `change` is the loss in the limit's unit (positive = worse)."""
+    """One probe against its limit: `change` is the loss in the limit's unit (positive = worse).
+
+    `low`/`high` bound the loss at the two-sided `level` the check was judged at (the run's
+    false-alarm rate split over its probes and checks); `status` is `over` when the whole interval is
+    past the limit, `within` when it is wholly inside, `inconclusive` otherwise, and then
+    `items_to_decide` estimates how many items would decide it. `p_over` is the one-sided p-value of
+    "the loss is at most the limit" from the same test. Documents written before 0.4 lack these and
+    may carry the old status `noise` (past the limit, interval not excluding zero).
+    """
 
     probe: str
     metric: str
     change: float
     limit: float
-    unit: str  # points | percent
-    status: str  # within | noise (past the limit, but within the noise band) | over
+    unit: str  # points | percent | nats
+    status: str  # over | within | inconclusive
+    low: float | None = None
+    high: float | None = None
+    level: float | None = None
+    p_over: float | None = None
+    items_to_decide: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def describe(self) -> str:
-        unit = " points" if self.unit == "points" else "%"
-        word = "drop" if self.unit == "points" else "rise"
-        change = f"{self.change:+.1f}{unit}"
-        return f"{self.probe}: {self.metric} {word} {change} (limit {self.limit:g}{unit}, {self.status})"
+        unit = {"points": " points", "percent": "%", "nats": " nats"}.get(self.unit, f" {self.unit}")
+        word = "rise" if self.unit == "percent" else "drop"
+        text = f"{self.probe}: {self.metric} {word} {self.change:+.{3 if self.unit == 'nats' else 1}f}{unit}"
+        if self.low is not None and self.high is not None and self.level is not None:
+            digits = 3 if self.unit == "nats" else 1
+            text += f" [{self.low:+.{digits}f}, {self.high:+.{digits}f}] at {_level(self.level)}"
+        text += f" (limit {self.limit:g}{unit}, {self.status}"
+        if self.status == "inconclusive":
+            more = f"about {self.items_to_decide} items" if self.items_to_decide else "more items"
+            text += f": the interval straddles the limit; {more} would decide it"
+        return text + ")"
+
+
+def budget_state(checks: list[BudgetCheck], budget: str) -> str:
+    """The line a terminal prints: OVER, within, or neither proven (never "within" while unclear)."""
+    over = [c.probe for c in checks if c.status == "over"]
+    unclear = [c.probe for c in checks if c.status in ("inconclusive", "noise")]
+    if over:
+        return f"OVER budget {budget}: {', '.join(dict.fromkeys(over))}"
+    if unclear:
+        return (
+            f"not over budget {budget} beyond doubt, not within it either: {', '.join(dict.fromkeys(unclear))} "
+            "inconclusive (more items would decide)"
+        )
+    return f"within budget {budget}"
+
+
+def _level(level: float) -> str:
+    """0.95 -> '95%', 0.99833 -> '99.83%': enough digits to tell a corrected level from 95%."""
+    text = f"{100 * level:.4g}"
+    return f"{text}%"
 
 
 @dataclass
@@ -180,8 +220,9 @@ class Audit:
         summary: the verdict per probe and the headline.
         suite: the suite both were scored on.
         budget: the forgetting budget judged by (e.g. "2pt,5%"), or None.
-        checks: with a budget, each budgeted general probe: its change, limit and status within/noise/over.
+        checks: with a budget, each budgeted general probe: its change, limit and status within/inconclusive/over.
         within_budget: with a budget, whether no probe is over it; None without one.
+        false_alarm: with a budget, the chance of calling any probe over when none is (all checks together).
         created: ISO time (UTC) of the audit.
         forgetless_version: the version that made it.
         extra: keys beyond the schema that a writer added (classify's `task`, a demo's `training`).
@@ -197,6 +238,7 @@ class Audit:
     budget: str | None = None
     checks: list[BudgetCheck] = field(default_factory=list)
     within_budget: bool | None = None
+    false_alarm: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -215,9 +257,19 @@ class Audit:
             out.setdefault(c.probe, c)
         return out
 
+    @property
+    def budget_verdict(self) -> str:
+        """The budget in one line: OVER, within, or neither proven (inconclusive); empty without a budget."""
+        return budget_state(self.checks, self.budget) if self.budget is not None else ""
+
     def budget_status(self) -> dict[str, str]:
-        """{budgeted probe: within | noise | over}; empty without a budget."""
-        return {c.probe: c.status for c in self.checks}
+        """{budgeted probe: within | inconclusive | over}; empty without a budget."""
+        rank = {"over": 2, "inconclusive": 1, "noise": 1}
+        out: dict[str, str] = {}
+        for c in self.checks:  # a probe bound in two units (points and nats) shows its worse status
+            if c.probe not in out or rank.get(c.status, 0) > rank.get(out[c.probe], 0):
+                out[c.probe] = c.status
+        return out
 
     def to_json(self) -> dict[str, Any]:
         """The `forgetless.audit/1` document, key for key as `audit.json` holds it.
@@ -241,6 +293,8 @@ class Audit:
                 "final": [c.to_dict() for c in self.checks],
                 "within_budget": self.within_budget,
             }
+            if self.false_alarm is not None:
+                data["guard"]["false_alarm"] = self.false_alarm
         return {**data, **self.extra}
 
     @classmethod
@@ -263,6 +317,7 @@ class Audit:
             budget=guard["budget"] if budgeted else None,
             checks=[BudgetCheck(**c) for c in guard["final"]] if budgeted else [],
             within_budget=guard["within_budget"] if budgeted else None,
+            false_alarm=guard.get("false_alarm") if budgeted else None,
             extra={k: v for k, v in data.items() if k not in known},
         )
 

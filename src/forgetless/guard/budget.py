@@ -4,16 +4,25 @@ A budget is a list of limits, each written `[probe:]AMOUNT UNIT`:
 
 - `2pt` (points): an accuracy may drop by at most 2 percentage points (0.63 -> 0.61 is 2 points).
 - `5%` (percent): a perplexity may rise by at most 5% of its value before tuning.
+- `0.05nats`: a multiple-choice probe's gold answer may lose at most 0.05 nats of log-probability
+  (normalized over its choices) on average: a per-item measure that sees a change long before
+  enough answers flip to move the accuracy.
 
-A limit without a probe name applies to every general probe whose primary metric has its unit
-(canaries' expect_rate only when named: a few prompts cannot resolve a few points); a named limit
-overrides it for that probe. So `2pt,5%,lambada:10%` allows 2 points on every
-accuracy probe, 5% on every perplexity probe except LAMBADA, which may rise 10%.
+A limit without a probe name applies to every general probe measured in its unit (canaries'
+expect_rate only when named: a few prompts cannot resolve a few points); a named limit overrides
+the unnamed one of its unit for that probe. So `2pt,5%,lambada:10%` allows 2 points on every
+accuracy probe, 5% on every perplexity probe except LAMBADA, which may rise 10%. A probe can be
+bound in two units (`2pt,0.05nats`); it is over when either check is over.
 
-A probe is over budget only when its estimated change is past the limit *and* the change is beyond
-its noise band: the 95% interval of the paired delta excludes zero (the audit's "forgot" verdict).
-On 100 items an accuracy interval is about +-10 points wide, so a 3-point estimate that the
-interval cannot tell from zero does not stop a run; the check reports it as "noise" instead.
+Verdicts test the limit, not "no change": a check is `over` only when the interval of the loss
+lies wholly past the limit, `within` only when it lies wholly inside, and `inconclusive` otherwise
+(with an estimate of the items that would decide it). The interval and the p-value come from one
+test (`metrics.paired_tests`). The false-alarm rate `alpha` (default 5%) is the chance that a
+look at probes whose true losses are all within their limits calls any of them over; it is split
+equally over the K checks of the look (Bonferroni; each check one-sided at alpha / K, its interval
+two-sided at 1 - 2 alpha / K), which holds whatever the dependence between probes. The watch and
+repair split the run's rate over their looks (see `guard.watch`, `pipeline.repair`), so the rate
+holds for a whole run.
 """
 
 from __future__ import annotations
@@ -25,17 +34,32 @@ from typing import Any
 
 from forgetless.errors import ForgetlessError
 from forgetless.evaluation.results import BudgetCheck
+from forgetless.guard.verdict import judge, tolerance
 from forgetless.probes import Comparison
 
-UNITS = {"pt": "points", "pts": "points", "point": "points", "points": "points", "%": "percent", "percent": "percent"}
+UNITS = {
+    "pt": "points",
+    "pts": "points",
+    "point": "points",
+    "points": "points",
+    "%": "percent",
+    "percent": "percent",
+    "nat": "nats",
+    "nats": "nats",
+}
 # The metric families each unit can bound: accuracies move in points, perplexities in percent.
 ACCURACY_METRICS = {"acc", "acc_norm", "acc_bytes", "expect_rate"}
 PERPLEXITY_METRICS = {"perplexity"}
-UNIT_METRICS = {"points": ACCURACY_METRICS, "percent": PERPLEXITY_METRICS}
+LOGPROB_METRICS = {"gold_logprob"}
+UNIT_METRICS = {"points": ACCURACY_METRICS, "percent": PERPLEXITY_METRICS, "nats": LOGPROB_METRICS}
+UNIT_TEXT = {"points": "pt", "percent": "%", "nats": "nats"}
+# Choice probes' primary metrics: the probes that also report gold_logprob (a nats limit's measure).
+CHOICE_METRICS = {"acc", "acc_norm", "acc_bytes"}
 # What an unnamed limit bounds. Not a canary's expect_rate: a handful of prompts, so one changed
 # answer moves it by 1/n (14 points of 7) and a global `2pt` would be decided by single prompts.
 # Name the probe to budget it (`canaries:30pt`).
-GLOBAL_METRICS = {"points": ACCURACY_METRICS - {"expect_rate"}, "percent": PERPLEXITY_METRICS}
+GLOBAL_METRICS = {"points": ACCURACY_METRICS - {"expect_rate"}, "percent": PERPLEXITY_METRICS, "nats": LOGPROB_METRICS}
+DEFAULT_ALPHA = 0.05
 _LIMIT = re.compile(r"^(?:(?P<probe>[A-Za-z0-9_.-]+)\s*:)?\s*(?P<amount>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[A-Za-z%]*)$")
 
 
@@ -43,10 +67,10 @@ _LIMIT = re.compile(r"^(?:(?P<probe>[A-Za-z0-9_.-]+)\s*:)?\s*(?P<amount>\d+(?:\.
 class Limit:
     probe: str | None  # None: every general probe measured in this unit
     amount: float
-    unit: str  # "points" | "percent"
+    unit: str  # "points" | "percent" | "nats"
 
     def __str__(self) -> str:
-        amount = f"{self.amount:g}{'pt' if self.unit == 'points' else '%'}"
+        amount = f"{self.amount:g}{UNIT_TEXT[self.unit]}"
         return amount if self.probe is None else f"{self.probe}:{amount}"
 
 
@@ -55,8 +79,8 @@ def parse_limit(text: str) -> Limit:
     unit = UNITS.get(match.group("unit").lower()) if match else None
     if match is None or unit is None:
         raise ForgetlessError(
-            f"budget limit '{text.strip()}' is not [probe:]AMOUNT UNIT with unit pt (accuracy points) or % "
-            "(perplexity increase)",
+            f"budget limit '{text.strip()}' is not [probe:]AMOUNT UNIT with unit pt (accuracy points), % "
+            "(perplexity increase) or nats (gold answer log-probability)",
             "write e.g. '2pt' (every accuracy may drop 2 points), '5%' (every perplexity may rise 5%) or 'lambada:10%'",
         )
     return Limit(match.group("probe"), float(match.group("amount")), unit)
@@ -78,7 +102,7 @@ class Budget:
         # Two limits on one probe (or two unnamed ones of one unit): the last would win without a word.
         seen: dict[tuple[str | None, str | None], Limit] = {}
         for limit in limits:
-            key = (limit.probe, None if limit.probe else limit.unit)
+            key = (limit.probe, limit.unit)
             if key in seen:
                 what = f"probe '{limit.probe}'" if limit.probe else f"every probe measured in {limit.unit}"
                 raise ForgetlessError(
@@ -108,7 +132,12 @@ class Budget:
             elif limit.probe not in probe_metrics:
                 known = ", ".join(sorted(probe_metrics)) or "none"
                 out.append(f"budget '{limit}': no watched probe is named '{limit.probe}' (probes: {known})")
-            elif probe_metrics[limit.probe] not in UNIT_METRICS[limit.unit]:
+            elif limit.unit == "nats" and probe_metrics[limit.probe] not in CHOICE_METRICS:
+                out.append(
+                    f"budget '{limit}': '{limit.probe}' is measured by {probe_metrics[limit.probe]} and has no "
+                    "gold answer log-probability; nats bound multiple-choice probes only"
+                )
+            elif limit.unit != "nats" and probe_metrics[limit.probe] not in UNIT_METRICS[limit.unit]:
                 metric = probe_metrics[limit.probe]
                 right = "pt (accuracy points)" if metric in ACCURACY_METRICS else "% (perplexity increase)"
                 out.append(
@@ -118,29 +147,62 @@ class Budget:
         return out
 
     def limit_for(self, probe: str, metric: str) -> Limit | None:
+        """A limit bounding this probe whose primary metric is `metric`: named first, else an unnamed one."""
         named = [x for x in self.limits if x.probe == probe]
         if named:
             return named[-1]
-        general = [x for x in self.limits if x.probe is None and metric in GLOBAL_METRICS[x.unit]]
-        return general[-1] if general else None
+        for unit in ("points", "percent", "nats"):
+            bounds = metric in CHOICE_METRICS if unit == "nats" else metric in GLOBAL_METRICS[unit]
+            general = [x for x in self.limits if x.probe is None and x.unit == unit]
+            if bounds and general:
+                return general[-1]
+        return None
 
-    def check(self, comparisons: list[Comparison]) -> list[BudgetCheck]:
-        """Each general probe's primary comparison against its limit (probes without one are skipped)."""
-        primary: dict[str, Comparison] = {}
-        for c in comparisons:
-            primary.setdefault(c.probe, c)
+    def _limits(self, probe: str, units: list[str]) -> list[Limit]:
         out = []
-        for c in primary.values():
-            limit = self.limit_for(c.probe, c.metric) if c.role == "general" else None
-            if limit is None:
+        for unit in units:
+            named = [x for x in self.limits if x.probe == probe and x.unit == unit]
+            if named:
+                out.append(named[-1])
                 continue
-            if limit.unit == "points":
-                change = -100 * c.delta if c.higher_is_better else 100 * c.delta
-            else:
-                change = 100 * (c.relative if c.relative is not None else c.after / c.before - 1)
-            status = "within" if change <= limit.amount else "over" if c.verdict == "forgot" else "noise"
-            out.append(BudgetCheck(c.probe, c.metric, change, limit.amount, limit.unit, status))
+            general = [x for x in self.limits if x.probe is None and x.unit == unit]
+            out.extend(general[-1:])
         return out
+
+    def check(self, comparisons: list[Comparison], alpha: float = DEFAULT_ALPHA) -> list[BudgetCheck]:
+        """Each general probe against its limits, at a false-alarm rate `alpha` for this look.
+
+        Points and percent bound a probe's primary comparison, nats its `gold_logprob` comparison.
+        `alpha` is split equally over the checks (Bonferroni).
+        """
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha!r}")
+        by_probe: dict[str, list[Comparison]] = {}
+        for c in comparisons:
+            by_probe.setdefault(c.probe, []).append(c)
+        pairs: list[tuple[Limit, Comparison]] = []
+        for probe, found in by_probe.items():
+            primary = found[0]
+            if primary.role != "general":
+                continue
+            for limit in self._limits(probe, ["points", "percent", "nats"]):
+                if limit.unit == "nats":
+                    bound = next((c for c in found if c.metric in LOGPROB_METRICS), None)
+                    if bound is None and limit.probe is None:
+                        continue
+                else:
+                    global_ok = limit.probe is not None or primary.metric in GLOBAL_METRICS[limit.unit]
+                    bound = primary if primary.metric in UNIT_METRICS[limit.unit] and global_ok else None
+                    if bound is None:
+                        continue
+                if bound is None:  # a named nats limit on a probe without the measure
+                    raise ForgetlessError(
+                        f"budget '{limit}': probe '{probe}' reports no gold_logprob",
+                        "bound it in points instead (nats bound multiple-choice probes)",
+                    )
+                pairs.append((limit, bound))
+        share = alpha / max(1, len(pairs))
+        return [judge(c, limit, share) for limit, c in pairs]
 
 
 def probe_metrics(probes: Iterable[Any]) -> dict[str, str]:
@@ -160,3 +222,8 @@ def probe_metrics(probes: Iterable[Any]) -> dict[str, str]:
 
 def over_budget(checks: list[BudgetCheck]) -> list[BudgetCheck]:
     return [c for c in checks if c.status == "over"]
+
+
+def estimates_within(checks: list[BudgetCheck]) -> bool:
+    """Every estimated loss inside its limit (a rollback point must be more than not-proven-over)."""
+    return all(c.change <= c.limit + tolerance(c.limit) for c in checks)

@@ -2,7 +2,8 @@
 
     trainer.add_callback(ForgetGuard(suite="quick", budget="lambada_ppl:10%,5pt", policy="rollback"))
 
-It is `forgetless run`'s guard (`guard.watch.Watch`: noise band, warn / stop / rollback, best
+It is `forgetless run`'s guard (`guard.watch.Watch`: verdicts against the limit at a stated false-alarm
+rate, warn / stop / rollback, best
 in-budget weights, auto cadence, decisions broadcast to every rank) for a loop it does not own.
 What `forgetless run` does around the Watch, the guard does at `on_train_begin`: it finds the
 trainer (to log through `Trainer.log`, so `report_to` integrations see the checks), takes its
@@ -48,6 +49,8 @@ class ForgetGuard(TrainerCallback):
         target: the user's task, whose gain picks the rollback point: a file of held-out texts (JSONL with
             `text`, or plain text), or the name of a perplexity probe of the suite. None: the latest in-budget weights.
         overhead: the share of training time the auto cadence allows for checks.
+        false_alarm: the chance that a run whose probes stay within their limits is stopped or rolled back,
+            over all its checks and probes (default 0.05; see `forgetless.guard.watch`).
         max_length: truncate probe texts to this many tokens (None: the probes' own settings).
         trainer: the Trainer, when it is at hand; otherwise it is found on the first event.
         cache: the result cache (default: $FORGETLESS_CACHE or ~/.cache/forgetless).
@@ -66,6 +69,7 @@ class ForgetGuard(TrainerCallback):
         target: str | Path | None = None,
         *,
         overhead: float = 0.10,
+        false_alarm: float = 0.05,
         max_length: int | None = None,
         trainer: Any = None,
         cache: ResultCache | None = None,
@@ -77,6 +81,8 @@ class ForgetGuard(TrainerCallback):
             problems.append(f"every: must be a whole number of steps >= 1 or 'auto' (got {every!r})")
         if not 0 < overhead <= 1:
             problems.append(f"overhead: must be in (0, 1] (got {overhead!r}), e.g. 0.1 for a tenth of training time")
+        if not 0 < false_alarm < 1:
+            problems.append(f"false_alarm: must be in (0, 1) (got {false_alarm!r}), e.g. 0.05")
         self.suite = load_suite(str(suite))
         self.probes: list[Probe] = list(self.suite.probes)
         self.target = self._target(target, problems)
@@ -88,6 +94,7 @@ class ForgetGuard(TrainerCallback):
         if problems:
             raise ConfigError("ForgetGuard(...)", problems)
         self.policy, self.every, self.overhead, self.max_length = policy, every, overhead, max_length
+        self.false_alarm = false_alarm
         self.cache = cache or ResultCache()
         self.trainer = trainer
         self.watch: Watch | None = None  # built at each on_train_begin, when output_dir and the model are known
@@ -135,6 +142,7 @@ class ForgetGuard(TrainerCallback):
             overhead=self.overhead,
             target=self.target,
             max_length=self.max_length,
+            false_alarm=self.false_alarm,
         )
         self.watch = Watch(settings, tokenizer, self.cache)  # reads watch.json: a resumed run keeps its history
         self.watch.attach(trainer)

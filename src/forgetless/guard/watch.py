@@ -9,6 +9,15 @@ them item by item with the baseline, checks the budget and follows the policy:
 - `rollback`: restore the best weights that were within budget (most target gain; the latest when
   there is no target; the starting weights if no check passed) and stop.
 
+A run is stopped or rolled back only on an `over` verdict (the interval of a loss wholly past its
+limit; see `guard.budget`), never on an inconclusive one. The run's false-alarm rate `false_alarm`
+(default 5%: the chance that a run whose probes stay within their limits is stopped or rolled back)
+is spent over the checks: half on the last step's check, which is the run's verdict, and half over
+the checks before it in proportion to the steps each covers (linear alpha spending, Lan & DeMets
+1983, Biometrika 70:659-663). The shares sum to at most the rate whatever the cadence (`every:
+auto` included) and however the checks depend on each other (they reuse the same items), by the
+union bound. `check_alpha` gives a check's share; each is split again over the budgeted probes.
+
 The decision is taken once, on rank 0, and broadcast, so every rank stops (and restores the same
 file) at the same step. Every check is logged through `Trainer.log` (so to TensorBoard, W&B or
 MLflow with `report_to`) and saved in `watch.json` with the best weights, so a resumed run keeps its
@@ -32,7 +41,7 @@ from forgetless.cache import ResultCache
 from forgetless.distributed import broadcast, is_main_process
 from forgetless.evaluation.audit import compare_evals
 from forgetless.evaluation.evaluate import score_probe
-from forgetless.guard.budget import Budget, over_budget
+from forgetless.guard.budget import DEFAULT_ALPHA, Budget, estimates_within, over_budget
 from forgetless.models import LoadedModel
 from forgetless.paths import write_json_atomic
 from forgetless.probes import Probe, ScoreOptions
@@ -51,12 +60,26 @@ class WatchSettings:
     overhead: float = 0.10
     target: str | None = None  # the probe whose gain picks the rollback point
     max_length: int | None = None
+    false_alarm: float = DEFAULT_ALPHA  # the chance a run within budget is stopped or rolled back
+
+
+def check_alpha(false_alarm: float, step: int, previous: int, max_steps: int) -> float:
+    """The false-alarm share of a check at `step` whose previous check was at `previous`.
+
+    The last step's check gets half the rate; the checks before it share the other half in
+    proportion to the steps since the previous check (linear spending over the run's steps).
+    """
+    if step >= max_steps:
+        return false_alarm / 2.0
+    return false_alarm / 2.0 * max(0, step - previous) / max(1, max_steps)
 
 
 class Watch(TrainerCallback):
     def __init__(self, settings: WatchSettings, tokenizer: Any, cache: ResultCache | None = None) -> None:
         if settings.policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {settings.policy!r}")
+        if not 0.0 < settings.false_alarm < 1.0:
+            raise ValueError(f"false_alarm must be strictly between 0 and 1, got {settings.false_alarm!r}")
         self.settings, self.tokenizer = settings, tokenizer
         self.cache = cache or ResultCache()
         self.trainer: Any = None
@@ -94,8 +117,8 @@ class Watch(TrainerCallback):
         decision = None
         # Rank 0 decides whether to check (its own timing sets the auto cadence), so all ranks agree.
         if broadcast(self._due(state.global_step, state.max_steps) if is_main_process() else None):
-            last = state.global_step >= state.max_steps
-            decision = broadcast(self._check(model, state.global_step, last) if is_main_process() else None)
+            check = (model, state.global_step, state.max_steps)
+            decision = broadcast(self._check(*check) if is_main_process() else None)
             self._last_check = state.global_step
         if decision and decision["action"] in ("stop", "rollback"):
             if decision["action"] == "rollback" and decision.get("restore"):
@@ -143,17 +166,28 @@ class Watch(TrainerCallback):
 
     def _record_start(self, model: Any) -> None:
         """Step 0: the baseline, within budget by definition; its weights are the last-resort rollback."""
-        point = {"step": 0, "seconds": 0.0, "within": True, "target_change": 0.0, "checks": [], "values": {}}
+        point = {
+            "step": 0,
+            "seconds": 0.0,
+            "within": True,
+            "target_change": 0.0,
+            "checks": [],
+            "values": {},
+            "alpha": 0,
+        }
         point["values"] = _values(self.settings.baseline)
         self.history["points"].append(point)
         if self.settings.policy == "rollback":
             self._save_best(model, point)
 
-    def _check(self, model: Any, step: int, last: bool = False) -> dict[str, Any]:
+    def _check(self, model: Any, step: int, max_steps: int) -> dict[str, Any]:
         start = time.perf_counter()
+        last = step >= max_steps
         current = self._score(model, f"step {step}")
         comparisons = compare_evals(self.settings.probes, self.settings.baseline, current)
-        checks = self.settings.budget.check(comparisons)
+        previous = max((p["step"] for p in self.history["points"] if p["step"] < step), default=0)
+        alpha = check_alpha(self.settings.false_alarm, step, previous, max_steps)
+        checks = self.settings.budget.check(comparisons, alpha) if self.settings.budget else []
         over = over_budget(checks)
         target = next((c for c in comparisons if c.probe == self.settings.target), None)
         point = {
@@ -161,13 +195,15 @@ class Watch(TrainerCallback):
             "last": last,  # the run's final evaluation reuses this check's scores (same weights, cached)
             "values": _values(current),
             "checks": [c.to_dict() for c in checks],
-            "within": not over,
+            "alpha": alpha,  # this check's share of the run's false-alarm rate
+            "within": not over,  # no check over: the guard acts only on `over`
             "target_change": None if target is None else target.relative,
         }
         action = "continue"
         if over:
             action = self.settings.policy if self.settings.policy != "warn" else "warn"
-        elif self.settings.policy == "rollback" and self._better_than_best(point):
+        elif self.settings.policy == "rollback" and estimates_within(checks) and self._better_than_best(point):
+            # A rollback point must be better than "not proven over": every estimated loss inside its limit.
             self._save_best(model, point)
         point["seconds"] = time.perf_counter() - start
         self.history["watch_seconds"] += point["seconds"]
@@ -220,6 +256,7 @@ class Watch(TrainerCallback):
             **self.history,
             "budget": str(self.settings.budget),
             "policy": self.settings.policy,
+            "false_alarm": self.settings.false_alarm,
             "probes": [p.config.name for p in self.settings.probes],
             # Checks' time over training's (which excludes them); `overhead` leaves out the last step's check,
             # whose scores the final evaluation would compute anyway and takes from the cache.

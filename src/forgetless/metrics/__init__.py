@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from forgetless.metrics.choice_measures import gold_logprobs, gold_margins
 from forgetless.metrics.intervals import (
     PairedDelta,
     accuracy_interval,
@@ -13,9 +14,18 @@ from forgetless.metrics.intervals import (
     paired_accuracy_delta,
     paired_mean_delta,
 )
+from forgetless.metrics.paired_tests import (
+    LogRatioTest,
+    PairedBinaryTest,
+    PairedMeanTest,
+    PairedTest,
+    paired_test_from_dict,
+    wilson_interval,
+)
 from forgetless.metrics.perplexity import (
     bits_per_byte,
     degradation_interval,
+    log_ratio_interval,
     paired_perplexity_delta,
     perplexity,
     perplexity_degradation,
@@ -32,6 +42,14 @@ from forgetless.metrics.transfer import (
 )
 
 __all__ = [
+    "LogRatioTest",
+    "PairedBinaryTest",
+    "PairedMeanTest",
+    "PairedTest",
+    "paired_test_from_dict",
+    "gold_logprobs",
+    "gold_margins",
+    "wilson_interval",
     "accuracy_interval",
     "PairedDelta",
     "average_accuracy",
@@ -41,6 +59,7 @@ __all__ = [
     "bootstrap_interval",
     "degradation_interval",
     "delta",
+    "log_ratio_interval",
     "forgetting_measure",
     "forgetting_per_task",
     "forward_transfer",

@@ -8,12 +8,15 @@ pairs together and the shared per-item difficulty cancels out of the delta.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from forgetless.metrics.paired_tests import PairedBinaryTest, PairedMeanTest, PairedTest, wilson_interval
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class PairedDelta:
         stderr: Standard error of ``delta``.
         p_value: Two-sided p-value for "no change", or ``None`` when not computed.
         n: Number of paired items.
+        test: The saved test (`metrics.paired_tests`) that gave the interval and the p-value, so the
+            change can be judged again at another level or against a limit; None for bootstraps.
     """
 
     before: float
@@ -41,6 +46,7 @@ class PairedDelta:
     stderr: float
     p_value: float | None
     n: int
+    test: dict[str, Any] | None = None
 
 
 def _as_vector(values: ArrayLike, name: str) -> NDArray[np.float64]:
@@ -114,16 +120,18 @@ def normal_interval(value: float, stderr: float, level: float = 0.95) -> tuple[f
 
 
 def accuracy_interval(correct: ArrayLike, level: float = 0.95) -> tuple[float, float, float | None, float | None]:
-    """Mean of 0/1 scores with lm-eval's standard error and a normal interval clipped to [0, 1].
+    """Mean of 0/1 scores with lm-eval's standard error and Wilson's score interval.
 
-    Returns (mean, stderr, low, high); the interval is None for a single item.
+    Wilson's interval keeps its level near 0 and 1 and on few items, where the normal one
+    (mean +- z * stderr) is too narrow and leaves [0, 1]. Returns (mean, stderr, low, high); the
+    interval is None for a single item.
     """
-    values = _as_vector(correct, "correct")
-    mean, stderr = float(values.mean()), mean_stderr(values)
+    values = _as_binary(correct, "correct")
+    mean, stderr = float(values.mean()), mean_stderr(values.astype(np.float64))
     if len(values) < 2:
         return mean, stderr, None, None
-    low, high = normal_interval(mean, stderr, level)
-    return mean, stderr, max(0.0, low), min(1.0, high)
+    low, high = wilson_interval(int(values.sum()), int(values.size), _check_level(level))
+    return mean, stderr, low, high
 
 
 def bootstrap_interval(stat_samples: ArrayLike, level: float = 0.95) -> tuple[float, float]:
@@ -149,26 +157,22 @@ def bootstrap_indices(n: int, n_boot: int = 1000, seed: int = 0) -> NDArray[np.i
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n), dtype=np.int64)
 
 
-def paired_mean_delta(
-    before: ArrayLike,
-    after: ArrayLike,
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> PairedDelta:
-    """Change in mean score on the same items, with a paired bootstrap interval.
+def paired_mean_delta(before: ArrayLike, after: ArrayLike, level: float = 0.95) -> PairedDelta:
+    """Change in mean score on the same items: Student's t on the per-item differences.
 
-    ``delta = mean(after) - mean(before)``. The interval is the percentile
-    interval of ``mean(after[idx] - before[idx])`` over bootstrap index rows;
-    ``stderr`` is :func:`mean_stderr` of ``after - before``. ``p_value`` is None.
+    ``delta = mean(after) - mean(before)``; ``stderr`` is :func:`mean_stderr` of ``after - before``;
+    the interval and the two-sided ``p_value`` come from the same t statistic
+    (:class:`~forgetless.metrics.paired_tests.PairedMeanTest`).
     """
     b, a = _check_paired(before, after)
     diffs = a - b
-    # The mean of differences equals the difference of means, so resampling
-    # the differences is the same as resampling both arrays with one index row.
-    replicates = diffs[bootstrap_indices(diffs.size, n_boot, seed)].mean(axis=1)
-    low, high = bootstrap_interval(replicates, level)
-    mean_b, mean_a = float(b.mean()), float(a.mean())
+    sd = float(np.std(diffs, ddof=1)) if diffs.size > 1 else float("nan")
+    test = PairedMeanTest(float(diffs.mean()), sd, int(diffs.size))
+    return _from_test(float(b.mean()), float(a.mean()), test, mean_stderr(diffs), level)
+
+
+def _from_test(mean_b: float, mean_a: float, test: PairedTest, stderr: float, level: float) -> PairedDelta:
+    low, high = test.interval(_check_level(level))
     delta = mean_a - mean_b
     return PairedDelta(
         before=mean_b,
@@ -177,9 +181,10 @@ def paired_mean_delta(
         relative=delta / mean_b if mean_b != 0 else float("nan"),
         low=low,
         high=high,
-        stderr=mean_stderr(diffs),
-        p_value=None,
-        n=int(diffs.size),
+        stderr=stderr,
+        p_value=test.p_value(0.0),
+        n=test.n,
+        test=test.to_dict(),
     )
 
 
@@ -211,19 +216,17 @@ def mcnemar_exact(before_correct: ArrayLike, after_correct: ArrayLike) -> float:
     return float(min(Fraction(1), Fraction(2 * tail, 2**m)))
 
 
-def paired_accuracy_delta(
-    before_correct: ArrayLike,
-    after_correct: ArrayLike,
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> PairedDelta:
-    """Accuracy change on the same items, with a paired interval and McNemar p-value.
+def paired_accuracy_delta(before_correct: ArrayLike, after_correct: ArrayLike, level: float = 0.95) -> PairedDelta:
+    """Accuracy change on the same items: Tango's score interval and its p-value.
 
-    Same as :func:`paired_mean_delta`, with ``p_value`` from :func:`mcnemar_exact`.
-    Inputs are per-item 0/1 correctness. ``delta > 0`` means accuracy improved.
+    Inputs are per-item 0/1 correctness; ``delta > 0`` means accuracy improved. The interval and the
+    two-sided ``p_value`` (McNemar's z at a null of zero) come from one statistic
+    (:class:`~forgetless.metrics.paired_tests.PairedBinaryTest`); ``stderr`` is lm-eval's of the
+    per-item differences. :func:`mcnemar_exact` remains for the exact conditional p-value.
     """
-    # Called first because it also validates lengths and the 0/1 values.
-    p_value = mcnemar_exact(before_correct, after_correct)
-    result = paired_mean_delta(before_correct, after_correct, n_boot=n_boot, seed=seed, level=level)
-    return replace(result, p_value=p_value)
+    b_arr, a_arr = _check_paired(before_correct, after_correct)
+    before_ok = _as_binary(b_arr, "before_correct")
+    after_ok = _as_binary(a_arr, "after_correct")
+    lost, gained = int(np.sum(before_ok & ~after_ok)), int(np.sum(~before_ok & after_ok))
+    test = PairedBinaryTest(lost=lost, gained=gained, n=int(b_arr.size))
+    return _from_test(float(b_arr.mean()), float(a_arr.mean()), test, mean_stderr(a_arr - b_arr), level)

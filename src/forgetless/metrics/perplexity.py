@@ -11,13 +11,10 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy import stats
 
-from forgetless.metrics.intervals import (
-    PairedDelta,
-    _as_vector,
-    bootstrap_indices,
-    bootstrap_interval,
-)
+from forgetless.metrics.intervals import PairedDelta, _as_vector, _check_level
+from forgetless.metrics.paired_tests import LogRatioTest
 
 
 def _check_nll(nll_sum: float, name: str = "nll_sum") -> float:
@@ -88,58 +85,64 @@ def _check_documents(
     return before, after, tok
 
 
-def _bootstrap_ppl(
-    before: NDArray[np.float64],
-    after: NDArray[np.float64],
-    tokens: NDArray[np.float64],
-    n_boot: int,
-    seed: int,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Corpus perplexity before and after for each replicate (paired over documents).
+def ratio_stderr(numerators: NDArray[np.float64], denominators: NDArray[np.float64]) -> float:
+    """Standard error of sum(numerators) / sum(denominators) over documents (the delta method).
 
-    Memory is ``O(n_boot * n_documents)``: one index matrix plus three gathers.
+    A corpus score is a ratio of sums (nats over tokens), so documents are the sampling unit and a
+    long document weighs more. Linearized: with R the ratio and e_i = x_i - R * t_i,
+    se = sqrt(sum(e_i^2) * n / (n - 1)) / sum(t_i). nan for a single document.
     """
-    idx = bootstrap_indices(before.size, n_boot, seed)
-    # Perplexity is a ratio of sums, so documents are resampled (not tokens)
-    # and the token count is recomputed per replicate.
-    tok = tokens[idx].sum(axis=1)
-    return np.exp(before[idx].sum(axis=1) / tok), np.exp(after[idx].sum(axis=1) / tok)
+    n = numerators.size
+    if n < 2:
+        return float("nan")
+    ratio = numerators.sum() / denominators.sum()
+    residuals = numerators - ratio * denominators
+    return float(math.sqrt(float(np.sum(residuals**2)) * n / (n - 1)) / denominators.sum())
+
+
+def log_ratio_interval(
+    nll: ArrayLike, counts: ArrayLike, level: float = 0.95
+) -> tuple[float, float, float | None, float | None]:
+    """sum(nll) / sum(counts) with its delta-method standard error and a Student-t interval.
+
+    Returns (value, stderr, low, high); the interval is None for one document.
+    """
+    x, t = _as_vector(nll, "nll"), _as_vector(counts, "counts")
+    value, stderr = float(x.sum() / t.sum()), ratio_stderr(x, t)
+    if x.size < 2:
+        return value, stderr, None, None
+    q = float(stats.t.ppf((1.0 + _check_level(level)) / 2.0, x.size - 1))
+    return value, stderr, value - q * stderr, value + q * stderr
 
 
 def paired_perplexity_delta(
     nll_before: ArrayLike,
     nll_after: ArrayLike,
     tokens: ArrayLike,
-    n_boot: int = 1000,
-    seed: int = 0,
     level: float = 0.95,
 ) -> PairedDelta:
-    """Perplexity change on the same documents, with a paired bootstrap over documents.
+    """Perplexity change on the same documents, from the per-document log-likelihood changes.
 
     ``before``/``after`` are corpus perplexities ``exp(sum(nll) / sum(tokens))``;
-    ``delta = after - before`` (positive = worse); ``relative`` is the
-    degradation ``after / before - 1``. ``low``/``high`` is the percentile
-    interval of ``delta``, ``stderr`` the standard deviation of the ``delta``
-    replicates, and ``p_value`` the approximate two-sided bootstrap p-value
-    ``min(1, 2 * min(P[rep <= 0], P[rep >= 0]))``; its resolution is
-    ``1 / n_boot`` so 0.0 means "below that".
+    ``delta = after - before`` (positive = worse); ``relative`` is the degradation
+    ``after / before - 1``. The interval and the two-sided ``p_value`` come from one t statistic
+    on ``log(after / before) = sum(nll_after - nll_before) / sum(tokens)`` with its delta-method
+    standard error over documents (:class:`~forgetless.metrics.paired_tests.LogRatioTest`), mapped
+    to the perplexity scale; ``stderr`` is that of ``delta`` to first order.
 
     Args:
         nll_before: Per-document summed NLL in nats before training.
         nll_after: Per-document summed NLL after training, same documents and tokenizer.
         tokens: Per-document predicted-token counts (> 0).
-        n_boot: Number of bootstrap replicates.
-        seed: Seed for the resampling, so intervals are reproducible.
         level: Interval coverage, strictly between 0 and 1.
     """
     before, after, tok = _check_documents(nll_before, nll_after, tokens)
+    level = _check_level(level)
     ppl_before = perplexity(float(before.sum()), float(tok.sum()))
     ppl_after = perplexity(float(after.sum()), float(tok.sum()))
-    reps_before, reps_after = _bootstrap_ppl(before, after, tok, n_boot, seed)
-    replicates = reps_after - reps_before
-    low, high = bootstrap_interval(replicates, level)
-    stderr = float(np.std(replicates, ddof=1)) if replicates.size > 1 else float("nan")
-    p_value = min(1.0, 2.0 * min(np.mean(replicates <= 0), np.mean(replicates >= 0)))
+    diffs = after - before
+    test = LogRatioTest(float(diffs.sum() / tok.sum()), ratio_stderr(diffs, tok), int(before.size), ppl_before)
+    low, high = test.interval(level) if before.size > 1 else (float("nan"), float("nan"))
     return PairedDelta(
         before=ppl_before,
         after=ppl_after,
@@ -147,9 +150,10 @@ def paired_perplexity_delta(
         relative=perplexity_degradation(ppl_before, ppl_after),
         low=low,
         high=high,
-        stderr=stderr,
-        p_value=float(p_value),
+        stderr=ppl_after * test.stderr,
+        p_value=test.p_value(0.0),
         n=int(before.size),
+        test=test.to_dict(),
     )
 
 
@@ -157,15 +161,11 @@ def degradation_interval(
     nll_before: ArrayLike,
     nll_after: ArrayLike,
     tokens: ArrayLike,
-    n_boot: int = 1000,
-    seed: int = 0,
     level: float = 0.95,
 ) -> tuple[float, float]:
-    """Paired bootstrap percentile interval of ``ppl_after / ppl_before - 1``.
+    """Interval of ``ppl_after / ppl_before - 1`` from the same test as :func:`paired_perplexity_delta`.
 
-    Uses the same resampling as :func:`paired_perplexity_delta` (same ``seed``
-    gives the same replicates). Positive values mean worse perplexity.
+    Positive values mean worse perplexity.
     """
-    before, after, tok = _check_documents(nll_before, nll_after, tokens)
-    reps_before, reps_after = _bootstrap_ppl(before, after, tok, n_boot, seed)
-    return bootstrap_interval(reps_after / reps_before - 1.0, level)
+    d = paired_perplexity_delta(nll_before, nll_after, tokens, level)
+    return d.low / d.before, d.high / d.before

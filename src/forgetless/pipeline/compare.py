@@ -39,7 +39,7 @@ class Entry:
     target_gain: float | None = None
     retention: float | None = None
     budget_used: float | None = None
-    status: str = ""  # within | noise | over | "" without a budget
+    status: str = ""  # within | inconclusive | over | "" without a budget
     pareto: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,7 +148,8 @@ def score(entries: list[Entry], budget: Budget) -> None:
             checks = budget.check(comparisons)
             e.budget_used = 100 * max((c.change / c.limit for c in checks), default=0.0)
             statuses = {c.status for c in checks}
-            e.status = "over" if "over" in statuses else "noise" if "noise" in statuses else "within"
+            unclear = statuses & {"inconclusive", "noise"}
+            e.status = "over" if "over" in statuses else "inconclusive" if unclear else "within"
     for e in entries:
         e.pareto = e.target_gain is not None and not any(_dominates(o, e) for o in entries if o is not e)
 

@@ -3,7 +3,10 @@
 WiSE-FT (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models") mixes the weights,
 theta(alpha) = theta_base + alpha * (theta_tuned - theta_base); for a LoRA adapter every B is
 multiplied by alpha. The search scores alpha = 0 and 1, then bisects [0, 1] for the largest alpha
-whose general probes all stay within the budget, to a resolution of 1 / 2**steps. It assumes
+whose general probes all stay within the budget, to a resolution of 1 / 2**steps. An alpha counts
+as over only when a probe's loss is over its limit beyond doubt (`guard.budget`); the search looks
+at most steps + 1 times (alpha 1 and each midpoint), so each look is judged at false_alarm /
+(steps + 1) and the chance of repairing a fine-tune that is within budget stays under false_alarm. It assumes
 forgetting grows with alpha (a within-budget alpha above an over-budget one goes unseen). Every
 point scored is recorded with each budgeted probe's change and the target's change and gain
 (target_gain: the relative perplexity decrease against the base, positive = better). Results are
@@ -103,6 +106,7 @@ def repair(
     adapter_base: str | None = None,
     cache: ResultCache | None = None,
     options: ScoreOptions | None = None,
+    false_alarm: float = 0.05,
 ) -> dict[str, Any]:
     """Find the largest WiSE-FT alpha that keeps every probe within `budget`; write the model and the report.
 
@@ -115,6 +119,7 @@ def repair(
         target: the user's held-out text probe (its gain is reported at every alpha).
         steps: bisection steps; the chosen alpha is exact to 1 / 2**steps.
         adapter_base: base model for an adapter that does not name a loadable one.
+        false_alarm: the chance of repairing (lowering alpha below 1) a fine-tune whose probes are within budget.
 
     Returns:
         The repair.json document (schema forgetless.repair/1).
@@ -124,6 +129,8 @@ def repair(
     problems = budget_problems(budget, probes)
     if not 1 <= steps <= 12:
         problems.append(f"--steps {steps} must be 1 to 12 (resolution 1/2 to 1/4096)")
+    if not 0 < false_alarm < 1:
+        problems.append(f"--false-alarm {false_alarm} must be between 0 and 1, e.g. 0.05")
     if problems:
         raise ConfigError(f"--budget '{budget}'", problems)
     base, tuned = _load_pair(base_spec, tuned_spec, device=device, dtype=dtype, adapter_base=adapter_base)
@@ -160,7 +167,7 @@ def repair(
             )
             evals[alpha] = evaluate(lm, suite, extra_probes=extra, cache=cache, options=options)
         comparisons = compare_evals(probes, evals[0.0], evals[alpha])
-        checks = budget.check(comparisons)
+        checks = budget.check(comparisons, false_alarm / (steps + 1)) if alpha > 0 else []
         gain = next((c for c in comparisons if c.role == "target"), None)
         change = None if gain is None else gain.relative if gain.metric == "perplexity" else gain.delta
         curve[alpha] = {
@@ -184,6 +191,7 @@ def repair(
         **described,
         "suite": evals[0.0]["suite"],
         "budget": str(budget),
+        "false_alarm": false_alarm,
         "steps": steps,
         "curve": points,
         "chosen_alpha": chosen,
@@ -215,10 +223,15 @@ def _summary(curve: dict[float, dict[str, Any]], chosen: float, over: float | No
         return "" if change is None else f"target {metric} {change:+.1%}"
 
     if over is None:
-        return f"alpha 1 (the fine-tune) is within budget {budget}: nothing needed repair" + (
-            f"; {target(1.0)}" if target(1.0) else ""
+        unclear = [c["probe"] for c in curve[1.0]["checks"] if c["status"] == "inconclusive"]
+        verdict = (
+            f"is not over budget {budget} beyond doubt (inconclusive: {', '.join(unclear)}; more items would "
+            "decide): nothing was repaired"
+            if unclear
+            else f"is within budget {budget}: nothing needed repair"
         )
+        return f"alpha 1 (the fine-tune) {verdict}" + (f"; {target(1.0)}" if target(1.0) else "")
     broken = ", ".join(c["probe"] for c in curve[over]["checks"] if c["status"] == "over")
     head = "only alpha 0 (the base)" if chosen == 0 else f"alpha {chosen:g}"
     gains = f" ({target(chosen)}; the fine-tune's: {target(1.0).removeprefix('target ')})" if target(1.0) else ""
-    return f"{head} keeps every probe within budget {budget}{gains}; alpha {over:g} is over: {broken}"
+    return f"{head} keeps every probe out of `over` for budget {budget}{gains}; alpha {over:g} is over: {broken}"

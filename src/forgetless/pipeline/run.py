@@ -148,6 +148,7 @@ def _watch(
         every=None if guard.every == "auto" else guard.every,
         overhead=guard.overhead,
         target=target,
+        false_alarm=guard.false_alarm,
     )
     return Watch(settings, tok)
 
@@ -180,7 +181,11 @@ def _write_results(
     done = stage_probe_names[: len(evals) - 1]  # fewer when the guard stopped the run early
     R = [[stage_score(e, name) for name in done] for e in evals] if done else []
     budget = Budget.parse(config.guard.budget)
-    final_checks = budget.check([Comparison(**c) for c in audit["comparisons"]])
+    # With a watch, the final weights were judged at the last check (half the run's rate, see
+    # guard.watch); judging them again at the full rate would be a second look the rate does not cover.
+    watched = config.guard.watch and bool(budget)
+    alpha = config.guard.false_alarm / 2 if watched else config.guard.false_alarm
+    final_checks = budget.check([Comparison(**c) for c in audit["comparisons"]], alpha) if budget else []
     result = {
         "schema": RUN_SCHEMA,
         "config": resolved(config, methods),
@@ -191,6 +196,7 @@ def _write_results(
         "guard": {
             "budget": str(budget),
             "policy": config.guard.policy,
+            "false_alarm": config.guard.false_alarm,
             "stopped": stopped,
             "final": [c.to_dict() for c in final_checks],
             "within_budget": not over_budget(final_checks),

@@ -85,6 +85,9 @@ class Comparison:
     n: int
     verdict: str  # improved | forgot | kept | changed | info
     note: str = ""
+    # The paired test behind low/high/p_value (metrics.paired_tests, as a dict), so a budget can judge
+    # the change against its limit at its own level; None when the interval came from a bootstrap.
+    test: dict[str, Any] | None = None
 
     @classmethod
     def paired(cls, result: ProbeResult, metric: str, higher_is_better: bool, d: Any, note: str = "") -> Comparison:
@@ -104,6 +107,7 @@ class Comparison:
             d.n,
             verdict(d.low, d.high, higher_is_better),
             note,
+            getattr(d, "test", None),
         )
 
 

@@ -17,7 +17,7 @@ from pydantic import model_validator
 
 from forgetless.data.sources import load_records, select_items
 from forgetless.errors import ForgetlessError
-from forgetless.metrics import accuracy_interval, paired_accuracy_delta
+from forgetless.metrics import accuracy_interval, gold_logprobs, gold_margins, paired_accuracy_delta, paired_mean_delta
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
 from forgetless.probes.scoring import Request, encode_pair, loglikelihoods, model_max_length
 from forgetless.probes.templates import render
@@ -133,6 +133,15 @@ class ChoiceProbe(Probe):
         for metric in metrics:
             d = paired_accuracy_delta(before.items[metric], after.items[metric])
             out.append(Comparison.paired(before, metric, True, d))
+        # Per-item log-probability measures: an answer's probability falls long before it flips, so
+        # these see a change with fewer items than accuracy does (bench/RESULTS.md, "Verdicts").
+        gold = before.items["gold"]
+        for metric, measure, note in (
+            ("gold_logprob", gold_logprobs, "gold answer's log-probability normalized over the choices, nats"),
+            ("gold_margin", gold_margins, "gold answer's log-likelihood minus the best wrong choice's, nats"),
+        ):
+            d = paired_mean_delta(measure(before.items["lls"], gold), measure(after.items["lls"], gold))
+            out.append(Comparison.paired(before, metric, True, d, note))
         return out
 
 

@@ -11,6 +11,7 @@ differently (measured: 6530.7 vs 6521.3 nats on a 3,037-token file). Set `max_le
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Literal
 
@@ -19,14 +20,7 @@ from pydantic import Field, model_validator
 
 from forgetless.data.sources import load_records, select_items
 from forgetless.errors import ForgetlessError
-from forgetless.metrics import (
-    bits_per_byte,
-    bootstrap_indices,
-    bootstrap_interval,
-    degradation_interval,
-    paired_perplexity_delta,
-    perplexity,
-)
+from forgetless.metrics import degradation_interval, log_ratio_interval, paired_perplexity_delta
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
 from forgetless.probes.scoring import Request, loglikelihoods, model_max_length, prefix_token_id
 from forgetless.probes.templates import render
@@ -140,15 +134,14 @@ class PerplexityProbe(Probe):
 
 
 def _metrics(nll: np.ndarray, tokens: np.ndarray, nbytes: np.ndarray) -> dict[str, Metric]:
-    """Corpus perplexity and bits per byte, each with a bootstrap interval over documents."""
-    ppl = perplexity(nll.sum(), tokens.sum())
-    bpb = bits_per_byte(nll.sum(), nbytes.sum())
-    if len(nll) < 2:
+    """Corpus perplexity and bits per byte, each a ratio of sums over documents with a t interval
+    (delta method) on the log scale for perplexity and on its own scale for bits per byte."""
+    log_ppl, log_se, low, high = log_ratio_interval(nll, tokens)
+    bpb, bpb_se, bpb_low, bpb_high = log_ratio_interval(nll / np.log(2), nbytes)
+    ppl = math.exp(log_ppl)
+    if low is None or high is None or bpb_low is None or bpb_high is None:
         return {"perplexity": Metric(ppl, False), "bits_per_byte": Metric(bpb, False)}
-    idx = bootstrap_indices(len(nll))
-    ppl_reps = np.exp(nll[idx].sum(1) / tokens[idx].sum(1))
-    bpb_reps = nll[idx].sum(1) / (nbytes[idx].sum(1) * np.log(2))
     return {
-        "perplexity": Metric(ppl, False, float(ppl_reps.std()), *bootstrap_interval(ppl_reps)),
-        "bits_per_byte": Metric(bpb, False, float(bpb_reps.std()), *bootstrap_interval(bpb_reps)),
+        "perplexity": Metric(ppl, False, ppl * log_se, math.exp(low), math.exp(high)),
+        "bits_per_byte": Metric(bpb, False, bpb_se, bpb_low, bpb_high),
     }

@@ -38,8 +38,8 @@ def compare_markdown(result: dict[str, Any]) -> str:
             "",
             "Target gain: the fall of the target's perplexity against the base (%). General retention: the mean "
             "after/before over general probes (accuracy) or before/after (perplexity), 100% = nothing lost. "
-            "Budget used: the worst budgeted probe's change over its limit (<= 100% within; `noise` = past the "
-            "limit but within the noise band).",
+            "Budget used: the worst budgeted probe's change over its limit (estimate; `over` = interval wholly "
+            "past the limit, `inconclusive` = the interval straddles it).",
             "",
             table(COMPARE_HEADER, compare_rows(result)),
             "",
@@ -56,7 +56,7 @@ def verdict_line(result: dict[str, Any]) -> str:
     best = [e["label"] for e in entries if e["pareto"]]
     line = f"{len(entries)} fine-tunes of one base; Pareto-optimal: {', '.join(best) or 'none'}"
     if result["budget"]:
-        within = [e["label"] for e in entries if e["status"] in ("within", "noise")]
+        within = [e["label"] for e in entries if e["status"] == "within"]
         line += f"; within budget {result['budget']}: {', '.join(within) or 'none'}"
     return line
 

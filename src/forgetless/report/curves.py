@@ -21,7 +21,7 @@ class Series:
     unit: str  # "points" | "percent"
     xs: list[float] = field(default_factory=list)
     ys: list[float] = field(default_factory=list)
-    over: list[tuple[float, float]] = field(default_factory=list)  # checks past budget and beyond noise
+    over: list[tuple[float, float]] = field(default_factory=list)  # checks over budget (interval wholly past the limit)
 
 
 @dataclass
@@ -63,7 +63,7 @@ def dynamics_figure(watch: dict[str, Any], theme: Theme, target: str | None = No
             s = series.get(c["probe"])
             if c["status"] == "over" and s is not None and p["step"] in s.xs:
                 s.over.append((p["step"], s.ys[s.xs.index(p["step"])]))
-    limits = {c["probe"]: (c["limit"], c["unit"]) for p in points for c in p.get("checks", [])}
+    limits = {c["probe"]: (c["limit"], c["unit"]) for p in points for c in p.get("checks", []) if c["unit"] != "nats"}
     marks = []
     stopped = watch.get("stopped")
     if stopped:
@@ -84,12 +84,13 @@ def repair_figure(result: dict[str, Any], theme: Theme) -> Any:
     limits = {}
     for point in curve:
         for c in point["checks"]:
-            s = series.setdefault(c["probe"], Series(c["probe"], c["unit"]))
+            key = c["probe"] if c["unit"] != "nats" else f"{c['probe']} (gold log-prob)"
+            s = series.setdefault(key, Series(key, c["unit"]))
             s.xs.append(point["alpha"])
             s.ys.append(budget_change(c))
             if c["status"] == "over":
                 s.over.append((point["alpha"], s.ys[-1]))
-            limits[c["probe"]] = (c["limit"], c["unit"])
+            limits[key] = (c["limit"], c["unit"])
     target = None
     with_target = [p for p in curve if finite(p.get("target_change"))]
     if with_target:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-STATUS_COLORS = {"within": "#2a9d5c", "noise": "#d08c1a", "over": "#c8443a", "": "#3d6fb6"}
+STATUS_COLORS = {"within": "#2a9d5c", "inconclusive": "#d08c1a", "noise": "#d08c1a", "over": "#c8443a", "": "#3d6fb6"}
 
 
 def frontier_figure(comparison: dict[str, Any]) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forgetless.evaluation.results import BudgetCheck
+from forgetless.evaluation.results import BudgetCheck, budget_state
 from forgetless.report.rows import AUDIT_HEADER, EVAL_HEADER, audit_rows, eval_rows
 
 
@@ -57,9 +57,11 @@ def _budget_lines(guard: dict[str, Any] | None) -> list[str]:
     """An audit against a budget: within or over, and each budgeted probe's change against its limit."""
     if not guard:
         return []
-    state = "within budget" if guard["within_budget"] else "OVER budget"
-    lines = ["## Forgetting budget", "", f"Budget `{guard['budget']}`: {state}.", ""]
-    lines += [f"- {BudgetCheck(**c).describe()}" for c in guard["final"]]
+    checks = [BudgetCheck(**c) for c in guard["final"]]
+    state = budget_state(checks, f"`{guard['budget']}`")
+    level = f" False-alarm rate {guard['false_alarm']:g} over all probes." if guard.get("false_alarm") else ""
+    lines = ["## Forgetting budget", "", f"{state[0].upper()}{state[1:]}.{level}", ""]
+    lines += [f"- {c.describe()}" for c in checks]
     return [*lines, ""]
 
 

@@ -101,7 +101,8 @@ def run_page(result: dict[str, Any]) -> str:
             name = names[i]
             caption = (
                 f"Stage {name}: each watched probe's change against the weights the stage started from, at every "
-                "check; crosses: over budget (past the limit and beyond noise); dashed: limits and the guard's action."
+                "check; crosses: over budget (the interval of the loss wholly past the limit); dashed: limits and "
+                "the guard's action."
             )
             build = partial(dynamics_figure, watch, target=f"stage_{name}")
             figures.append((f"Forgetting dynamics: stage {name}", caption, build))

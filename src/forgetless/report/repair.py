@@ -52,8 +52,9 @@ def repair_markdown(result: dict[str, Any]) -> str:
             table(header, rows),
             "",
             "A probe's change is its loss against the base (accuracy points dropped, perplexity % risen). "
-            "`over`: past its limit and beyond noise (the 95% interval of the paired delta excludes zero); "
-            "`noise`: past the limit but within noise, which does not count against the budget.",
+            "`over`: the interval of the loss lies wholly past the limit (judged at the run's false-alarm rate "
+            "split over the alphas scored); `within`: wholly inside; `inconclusive`: the interval straddles the "
+            "limit, which does not count as over.",
             "",
             f"## The repaired model (alpha {result['chosen_alpha']:g}) against the base",
             "",

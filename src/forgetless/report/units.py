@@ -60,16 +60,16 @@ def change(c: dict[str, Any]) -> tuple[float, float | None, float | None, str] |
 
 def budget_change(check: dict[str, Any]) -> float:
     """A budget check's `change` (a loss, positive = worse) turned to the natural direction of its unit."""
-    return -check["change"] if check["unit"] == "points" else check["change"]
+    return -check["change"] if check["unit"] in ("points", "nats") else check["change"]
 
 
 def budget_line(limit: float, unit: str) -> float:
     """Where a limit lies on the natural axis: -limit points for accuracy, +limit % for perplexity."""
-    return -limit if unit == "points" else limit
+    return -limit if unit in ("points", "nats") else limit
 
 
 def unit_suffix(unit: str) -> str:
-    return " pt" if unit == "points" else "%"
+    return {"points": " pt", "nats": " nats"}.get(unit, "%")
 
 
 def fmt_value(metric: str, value: Any) -> str:

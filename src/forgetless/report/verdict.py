@@ -70,15 +70,38 @@ def guard_text(guard: dict[str, Any]) -> str:
     return f"the guard stopped the run at step {stopped['step']}{where} ({stopped['why']})"
 
 
-def budget_card(budget: str, within: bool, action: str = "") -> dict[str, str]:
+def budget_card(
+    budget: str, within: bool, action: str = "", checks: list[dict[str, Any]] | None = None
+) -> dict[str, str]:
     if not budget:
         return _card("Forgetting budget", "none set", "set a budget (e.g. 2pt,5%) to bound forgetting")
     detail = f"budget {budget}" + (f"; {action}" if action else "")
-    return _card("Forgetting budget", "within budget" if within else "OVER budget", detail, "good" if within else "bad")
+    unclear = within and _unclear(checks)
+    value = "OVER budget" if not within else "inconclusive" if unclear else "within budget"
+    if unclear:
+        detail += f"; not over beyond doubt, not within either: {', '.join(unclear)}"
+    return _card("Forgetting budget", value, detail, "bad" if not within else "" if unclear else "good")
 
 
-def budget_text(budget: str, within: bool) -> str:
-    return f"within budget {budget}" if within else f"OVER budget {budget}"
+def budget_text(budget: str, within: bool, checks: list[dict[str, Any]] | None = None) -> str:
+    """Never "within budget" while a check is inconclusive (older documents say `noise`)."""
+    if not within:
+        return f"OVER budget {budget}"
+    unclear = _unclear(checks)
+    return (
+        f"not over budget {budget} beyond doubt ({', '.join(unclear)} inconclusive)"
+        if unclear
+        else f"within budget {budget}"
+    )
+
+
+def _tone(guard: dict[str, Any]) -> str:
+    """bad when over, neutral while a check is inconclusive, good only when every check is within."""
+    return "bad" if not guard["within_budget"] else "" if _unclear(guard.get("final")) else "good"
+
+
+def _unclear(checks: list[dict[str, Any]] | None) -> list[str]:
+    return list(dict.fromkeys(c["probe"] for c in checks or [] if c["status"] in ("inconclusive", "noise")))
 
 
 def eval_verdict(result: dict[str, Any]) -> Markup:
@@ -108,9 +131,9 @@ def audit_verdict(audit: dict[str, Any]) -> Markup:
     guard = audit.get("guard")  # an audit against a budget: the budget decides the tone
     if not guard:
         return parts().verdict(audit["summary"]["headline"], "bad" if forgot else "good", audit_cards(audit))
-    line = audit["summary"]["headline"] + "; " + budget_text(guard["budget"], guard["within_budget"])
-    cards = [*audit_cards(audit), budget_card(guard["budget"], guard["within_budget"])]
-    return parts().verdict(line, "good" if guard["within_budget"] else "bad", cards)
+    line = audit["summary"]["headline"] + "; " + budget_text(guard["budget"], guard["within_budget"], guard["final"])
+    cards = [*audit_cards(audit), budget_card(guard["budget"], guard["within_budget"], checks=guard["final"])]
+    return parts().verdict(line, _tone(guard), cards)
 
 
 def run_verdict(result: dict[str, Any]) -> Markup:
@@ -118,14 +141,12 @@ def run_verdict(result: dict[str, Any]) -> Markup:
     action = guard_text(guard)
     line = final["summary"]["headline"]
     if guard["budget"]:
-        line += "; " + budget_text(guard["budget"], guard["within_budget"])
+        line += "; " + budget_text(guard["budget"], guard["within_budget"], guard["final"])
     if action:
         line += f"; {action}"
-    cards = [*audit_cards(final), budget_card(guard["budget"], guard["within_budget"], action)]
-    if guard["budget"]:
-        tone = "good" if guard["within_budget"] else "bad"
-    else:
-        tone = "bad" if any(c["tone"] == "bad" for c in cards[1:2]) else "good"
+    cards = [*audit_cards(final), budget_card(guard["budget"], guard["within_budget"], action, guard["final"])]
+    forgot = any(c["tone"] == "bad" for c in cards[1:2])
+    tone = _tone(guard) if guard["budget"] else "bad" if forgot else "good"
     return parts().verdict(line, tone, cards)
 
 
@@ -149,7 +170,7 @@ def repair_verdict(result: dict[str, Any]) -> Markup:
 
 def check_cell(check: dict[str, Any]) -> Markup:
     """A budget check as a pill and its numbers: 'within  rise 6.8% / limit 10%'."""
-    word = "drop" if check["unit"] == "points" else "rise"
+    word = "rise" if check["unit"] == "percent" else "drop"
     suffix = unit_suffix(check["unit"])
     text = f" {word} {check['change']:+.1f}{suffix} / limit {check['limit']:g}{suffix}"
     return parts().pill(check["status"], check["status"]) + Markup("<span class='note'>{}</span>").format(text)
