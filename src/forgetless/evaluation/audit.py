@@ -50,6 +50,17 @@ def summarize(comparisons: list[Comparison]) -> dict[str, Any]:
     for c in general:
         if c.verdict == "forgot":
             parts.append(f"{c.probe} forgot: {describe_change(c)}")
+    # Which measure found the change: a gold answer's probability falls before the answer flips.
+    finer = [
+        c.probe
+        for c in comparisons
+        if c.metric == "gold_logprob"
+        and c.role == "general"
+        and c.verdict == "forgot"
+        and primary[c.probe].verdict != "forgot"
+    ]
+    if finer:
+        parts.append(f"gold-answer log-probability fell beyond noise where accuracy did not: {', '.join(finer)}")
     for c in primary.values():
         if c.role == "target":
             parts.insert(0, f"target {c.probe}: {describe_change(c)} ({c.verdict})")
