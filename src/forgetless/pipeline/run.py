@@ -133,6 +133,10 @@ def run(
     return _write_results(config, methods, probes, evals, names, out, stopped)
 
 
+def stage_false_alarm(config: RunConfig) -> float:
+    return config.guard.false_alarm / max(1, len(config.stages))
+
+
 def _watch(
     config: RunConfig, probes: list[Probe], baseline: Any, target: str | None, stage_dir: Path, tok: Any
 ) -> Watch | None:
@@ -148,7 +152,7 @@ def _watch(
         every=None if guard.every == "auto" else guard.every,
         overhead=guard.overhead,
         target=target,
-        false_alarm=guard.false_alarm,
+        false_alarm=stage_false_alarm(config),  # the run's rate, shared equally by its stages
     )
     return Watch(settings, tok)
 
@@ -181,10 +185,11 @@ def _write_results(
     done = stage_probe_names[: len(evals) - 1]  # fewer when the guard stopped the run early
     R = [[stage_score(e, name) for name in done] for e in evals] if done else []
     budget = Budget.parse(config.guard.budget)
-    # With a watch, the final weights were judged at the last check (half the run's rate, see
-    # guard.watch); judging them again at the full rate would be a second look the rate does not cover.
+    # With a watch, the final weights were judged at the last stage's last check (half the stage's
+    # share of the rate, see guard.watch); judging them again at the full rate would be a look the
+    # rate does not cover.
     watched = config.guard.watch and bool(budget)
-    alpha = config.guard.false_alarm / 2 if watched else config.guard.false_alarm
+    alpha = stage_false_alarm(config) / 2 if watched else config.guard.false_alarm
     final_checks = budget.check([Comparison(**c) for c in audit["comparisons"]], alpha) if budget else []
     result = {
         "schema": RUN_SCHEMA,
