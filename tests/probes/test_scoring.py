@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from forgetless.probes.scoring import Request, encode_pair, loglikelihoods, prefix_token_id
+from forgetless.probes.scoring import Request, encode_pair, length_batches, loglikelihoods, prefix_token_id
+from forgetless.probes.shared_context import grouped_loglikelihoods
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +87,102 @@ def test_long_input_keeps_its_last_tokens(lm) -> None:  # noqa: ANN001
 def test_empty_continuation_is_an_error(lm) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match="empty continuation"):
         loglikelihoods(lm[0], [Request((1, 2), ())], max_length=16)
+
+
+def test_length_batches_cut_where_padding_would_grow() -> None:
+    # 300 tokens fill a batch's minimum; 90 is within 10% of 100; 80 is not, so it starts a new batch.
+    lengths = [100, 100, 100, 90, 80, 80, 20]
+    assert length_batches(lengths, batch_tokens=4096, max_batch=64) == [slice(0, 4), slice(4, 7)]
+    assert length_batches(lengths, batch_tokens=250, max_batch=64) == [slice(0, 2), slice(2, 4), slice(4, 7)]
+    assert length_batches([5] * 5, batch_tokens=4096, max_batch=2) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+
+
+def mixed_groups(tok) -> list[list[Request]]:  # noqa: ANN001
+    """Items as the choice probe builds them: shared contexts of different lengths, 2 and 4 choices,
+    multi-token continuations, Winogrande's two contexts and one continuation, an empty context, a
+    context longer than max_length (32 below), one-token answers, a single-choice item."""
+    long = "The farmer finds the old house. " * 8
+    items = [
+        ("The cat sees", [" a red ball", " the old house today", " two small boats", " the blue sky"]),
+        ("A dog", [" likes the old house.", " finds"]),
+        ("Question: What is it?\nAnswer:", [" some green apples", " a long road on the river"]),
+        (long, [" The cat sees a red ball", " A dog"]),
+        ("", [" The cat sees", " A dog likes the old house"]),
+        ("Question: What is it?\nAnswer:", [" A", " B", " C", " D"]),
+        ("Our team builds", [" two small boats"]),
+    ]
+    groups = [[encode_pair(tok, c, x) for x in choices] for c, choices in items]
+    groups.append(
+        [encode_pair(tok, f"My friend paints and {who}", " watches the blue sky") for who in ("the cat", "a bird")]
+    )
+    return groups
+
+
+def test_shared_context_equals_plain_path(lm) -> None:  # noqa: ANN001
+    model, tok = lm
+    groups = mixed_groups(tok)
+    assert len(groups[3][0].context) > 32  # truncated to max_length below
+    masks = []
+    handle = model.register_forward_pre_hook(
+        lambda _, args, kwargs: masks.append((kwargs.get("attention_mask"), kwargs["input_ids"].shape[1])),
+        with_kwargs=True,
+    )
+    try:
+        shared = grouped_loglikelihoods(model, groups, max_length=32, batch_tokens=64)
+    finally:
+        handle.remove()
+    requests = [r for g in groups for r in g]
+    plain = loglikelihoods(model, requests, max_length=32, batch_tokens=64)
+    assert [len(s) for s in shared] == [len(g) for g in groups]
+    for (score, greedy), (ref_score, ref_greedy) in zip([s for g in shared for s in g], plain, strict=True):
+        assert score == pytest.approx(ref_score, abs=1e-4)
+        assert greedy == ref_greedy
+    # The cache path ran, with items of different prefix lengths in one pass: a row's mask hides the
+    # padded tail of its prefix in the cache.
+    cache_masks = [m[:, : m.shape[1] - width] for m, width in masks if m is not None]
+    assert cache_masks and any((row.diff() < 0).any() for m in cache_masks for row in m)
+    long = groups[3][0]
+    window = (long.context + long.continuation)[-33:]
+    trimmed = Request(window[: -len(long.continuation)], long.continuation)
+    assert shared[3][0][0] == pytest.approx(naive(model, trimmed)[0], abs=1e-4)
+
+
+def test_shared_context_runs_each_context_once(lm) -> None:  # noqa: ANN001
+    model, tok = lm
+    context = "Question: What is it?\nAnswer: " + "The cat sees a red ball. " * 3
+    groups = [[encode_pair(tok, context, x) for x in (" a red ball", " the old house", " two small boats")]]
+    tokens = []
+    handle = model.register_forward_pre_hook(
+        lambda _, args, kwargs: tokens.append(kwargs["input_ids"].numel()), with_kwargs=True
+    )
+    try:
+        shared = grouped_loglikelihoods(model, groups, max_length=128)
+    finally:
+        handle.remove()
+    n_context = len(groups[0][0].context)
+    assert sum(tokens) < n_context + sum(len(r.continuation) + 1 for r in groups[0]) + 3  # not 3 contexts
+    for request, (score, greedy) in zip(groups[0], shared[0], strict=True):
+        ref_score, ref_greedy = naive(model, request)
+        assert score == pytest.approx(ref_score, abs=1e-4)
+        assert greedy == ref_greedy
+
+
+class NoCache(torch.nn.Module):
+    """A causal LM that takes no `cache=`: the shared path must fall back to the plain one."""
+
+    def __init__(self, model) -> None:  # noqa: ANN001
+        super().__init__()
+        self.inner, self.config = model, model.config
+
+    def forward(self, input_ids, logits_to_keep=None, use_cache=False):  # noqa: ANN001, ANN201
+        return self.inner(input_ids=input_ids, logits_to_keep=logits_to_keep, use_cache=False)
+
+
+def test_shared_context_falls_back_without_a_cache(lm) -> None:  # noqa: ANN001
+    model, tok = lm
+    groups = mixed_groups(tok)
+    got = grouped_loglikelihoods(NoCache(model), groups, max_length=32, batch_tokens=64)
+    want = loglikelihoods(model, [r for g in groups for r in g], max_length=32, batch_tokens=64)
+    for (score, greedy), (ref_score, ref_greedy) in zip([s for g in got for s in g], want, strict=True):
+        assert score == pytest.approx(ref_score, abs=1e-4)
+        assert greedy == ref_greedy

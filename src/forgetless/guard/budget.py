@@ -182,27 +182,29 @@ class Budget:
             by_probe.setdefault(c.probe, []).append(c)
         pairs: list[tuple[Limit, Comparison]] = []
         for probe, found in by_probe.items():
-            primary = found[0]
-            if primary.role != "general":
+            if found[0].role != "general":
                 continue
             for limit in self._limits(probe, ["points", "percent", "nats"]):
-                if limit.unit == "nats":
-                    bound = next((c for c in found if c.metric in LOGPROB_METRICS), None)
-                    if bound is None and limit.probe is None:
-                        continue
-                else:
-                    global_ok = limit.probe is not None or primary.metric in GLOBAL_METRICS[limit.unit]
-                    bound = primary if primary.metric in UNIT_METRICS[limit.unit] and global_ok else None
-                    if bound is None:
-                        continue
-                if bound is None:  # a named nats limit on a probe without the measure
-                    raise ForgetlessError(
-                        f"budget '{limit}': probe '{probe}' reports no gold_logprob",
-                        "bound it in points instead (nats bound multiple-choice probes)",
-                    )
-                pairs.append((limit, bound))
+                bound = _bound(limit, found)
+                if bound is not None:
+                    pairs.append((limit, bound))
         share = alpha / max(1, len(pairs))
         return [judge(c, limit, share) for limit, c in pairs]
+
+
+def _bound(limit: Limit, found: list[Comparison]) -> Comparison | None:
+    """The comparison `limit` bounds among one probe's comparisons (primary first), or None."""
+    primary = found[0]
+    if limit.unit == "nats":
+        bound = next((c for c in found if c.metric in LOGPROB_METRICS), None)
+        if bound is None and limit.probe is not None:  # named, so `problems` let it through: a kind without it
+            raise ForgetlessError(
+                f"budget '{limit}': probe '{limit.probe}' reports no gold_logprob",
+                "bound it in points instead (nats bound multiple-choice probes)",
+            )
+        return bound
+    applies = limit.probe is not None or primary.metric in GLOBAL_METRICS[limit.unit]
+    return primary if applies and primary.metric in UNIT_METRICS[limit.unit] else None
 
 
 def probe_metrics(probes: Iterable[Any]) -> dict[str, str]:

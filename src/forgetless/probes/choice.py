@@ -19,7 +19,8 @@ from forgetless.data.sources import load_records, select_items
 from forgetless.errors import ForgetlessError
 from forgetless.metrics import accuracy_interval, gold_logprobs, gold_margins, paired_accuracy_delta, paired_mean_delta
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
-from forgetless.probes.scoring import Request, encode_pair, loglikelihoods, model_max_length
+from forgetless.probes.scoring import Request, encode_pair, model_max_length
+from forgetless.probes.shared_context import grouped_loglikelihoods
 from forgetless.probes.templates import render
 
 METRICS = ("acc", "acc_norm", "acc_bytes")
@@ -96,14 +97,16 @@ class ChoiceProbe(Probe):
         items: list[ChoiceItem] = prepared["items"]
         requests: list[Request] = prepared["requests"]
         max_length = options.max_length or model_max_length(lm.model)
-        scored = loglikelihoods(
-            lm.model, requests, max_length=max_length, batch_tokens=options.batch_tokens, progress=options.progress
+        groups, offset = [], 0
+        for item in items:  # an item's choices share their context: computed once (shared_context.py)
+            groups.append(requests[offset : offset + len(item.requests)])
+            offset += len(item.requests)
+        scored = grouped_loglikelihoods(
+            lm.model, groups, max_length=max_length, batch_tokens=options.batch_tokens, progress=options.progress
         )
         per_item: dict[str, list[Any]] = {"lls": [], "gold": [], "pred": [], **{m: [] for m in METRICS}}
-        offset = 0
-        for item in items:
-            lls = np.array([ll for ll, _ in scored[offset : offset + len(item.requests)]])
-            offset += len(item.requests)
+        for item, item_scores in zip(items, scored, strict=True):
+            lls = np.array([ll for ll, _ in item_scores])
             chars = np.array([float(len(t)) for t in item.lengths])
             nbytes = np.array([float(len(t.encode("utf-8"))) for t in item.lengths])
             preds = {"acc": np.argmax(lls), "acc_norm": np.argmax(lls / chars), "acc_bytes": np.argmax(lls / nbytes)}

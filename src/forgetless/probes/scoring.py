@@ -14,6 +14,8 @@ from typing import Any
 import torch
 
 DEFAULT_MAX_LENGTH = 2048  # caps memory; documents longer than this are scored in windows
+PAD_SLACK = 0.1
+MIN_BATCH_TOKENS = 256
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,47 @@ def _forward_logits(model: Any, input_ids: torch.Tensor, keep: torch.Tensor) -> 
         return model(input_ids=input_ids, use_cache=False).logits[:, keep]
 
 
+def check_request(index: int, request: Request, max_length: int) -> None:
+    if not request.continuation:
+        raise ValueError(f"request {index} has an empty continuation: nothing to score")
+    if len(request.continuation) > max_length:
+        raise ValueError(f"request {index}: continuation of {len(request.continuation)} tokens > max_length")
+
+
+def model_input(request: Request, max_length: int) -> tuple[int, ...]:
+    """The tokens the model reads: context + continuation without its last token, left-truncated as lm-eval
+    does (the last max_length + 1 tokens of the whole sequence)."""
+    return (request.context + request.continuation)[-(max_length + 1) : -1]
+
+
+def read_scores(logprobs: torch.Tensor, end: int, continuation: tuple[int, ...]) -> tuple[float, bool]:
+    """(summed log-probability, is greedy) of `continuation` from one row's log-probabilities (positions,
+    vocab), whose row `end - 1` predicts its last token."""
+    cont = torch.tensor(continuation)
+    rows = logprobs[end - len(cont) : end]
+    return rows.gather(-1, cont.unsqueeze(-1)).sum().item(), bool((rows.argmax(-1) == cont).all())
+
+
+def length_batches(lengths: list[int], batch_tokens: int, max_batch: int) -> list[slice]:
+    """Consecutive batches of rows sorted longest first, each padded to its first row's length: at most
+    `batch_tokens` padded tokens and `max_batch` rows, and a batch ends early where the next row is over
+    PAD_SLACK shorter than its first, once it holds MIN_BATCH_TOKENS real tokens: a padded token costs as
+    much as a real one, while past a few hundred tokens a larger batch is hardly cheaper per token."""
+    batches, start = [], 0
+    while start < len(lengths):
+        width = max(lengths[start], 1)
+        size = max(1, min(max_batch, batch_tokens // width))
+        end, real = start + 1, lengths[start]
+        while end < min(start + size, len(lengths)):
+            if lengths[end] < width * (1 - PAD_SLACK) and real >= MIN_BATCH_TOKENS:
+                break
+            real += lengths[end]
+            end += 1
+        batches.append(slice(start, end))
+        start = end
+    return batches
+
+
 @torch.inference_mode()
 def loglikelihoods(
     model: Any,
@@ -77,26 +120,20 @@ def loglikelihoods(
 
     Inputs longer than `max_length` keep their last tokens (lm-eval's left truncation). Requests
     whose model input is identical (e.g. one-token answers " A"/" B" after the same question) share
-    one forward pass. Inputs are sorted longest first and right-padded; no attention mask is needed
-    because a causal model's outputs at a position never depend on later (pad) tokens.
+    one forward pass. Inputs are sorted longest first, batched by `length_batches` and right-padded; no
+    attention mask is needed because a causal model's outputs at a position never depend on later (pad)
+    tokens.
     """
     device = next(model.parameters()).device
     inputs: dict[tuple[int, ...], list[int]] = {}  # model input -> indices of requests that share it
     for index, request in enumerate(requests):
-        if not request.continuation:
-            raise ValueError(f"request {index} has an empty continuation: nothing to score")
-        if len(request.continuation) > max_length:
-            raise ValueError(f"request {index}: continuation of {len(request.continuation)} tokens > max_length")
-        whole = (request.context + request.continuation)[-(max_length + 1) :]
-        inputs.setdefault(whole[:-1], []).append(index)
+        check_request(index, request, max_length)
+        inputs.setdefault(model_input(request, max_length), []).append(index)
     order = sorted(inputs, key=lambda tokens: (-len(tokens), tokens))
     results: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
-    start = 0
-    while start < len(order):
-        width = len(order[start])
-        size = max(1, min(max_batch, batch_tokens // max(width, 1)))
-        batch = order[start : start + size]
-        start += len(batch)
+    for rows in length_batches([len(t) for t in order], batch_tokens, max_batch):
+        batch = order[rows]
+        width = len(batch[0])
         ids = torch.zeros((len(batch), width), dtype=torch.long)
         for row, tokens in enumerate(batch):
             ids[row, : len(tokens)] = torch.tensor(tokens)
@@ -109,12 +146,7 @@ def loglikelihoods(
         logprobs = torch.log_softmax(logits, dim=-1).cpu()
         for row, tokens in enumerate(batch):
             for index in inputs[tokens]:
-                cont = torch.tensor(requests[index].continuation)
-                end = len(tokens) - first
-                rows = logprobs[row, end - len(cont) : end]
-                score = rows.gather(-1, cont.unsqueeze(-1)).sum().item()
-                greedy = bool((rows.argmax(-1) == cont).all())
-                results[index] = (score, greedy)
+                results[index] = read_scores(logprobs[row], len(tokens) - first, requests[index].continuation)
         if progress is not None:
             progress(sum(len(inputs[t]) for t in batch))
     return results
