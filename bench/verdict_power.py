@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from results_md import write_block
 
 from forgetless.guard.budget import Budget
 from forgetless.metrics import gold_logprobs, paired_accuracy_delta, paired_mean_delta
@@ -142,13 +143,9 @@ def main() -> None:
     block = markdown(result, args.runs)
     print(block)
     if args.markdown:
-        path = Path(args.markdown)
-        text = path.read_text(encoding="utf-8")
-        if BEGIN in text:
-            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-        else:
-            text += "\n" + block + "\n"
-        path.write_text(text, encoding="utf-8")
+        write_block(
+            Path(args.markdown), BEGIN, END, block, "Verdicts: items each measure needs, agreement between seeds"
+        )
 
 
 def _interval(d) -> tuple[float, float]:  # noqa: ANN001

@@ -29,6 +29,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from results_md import write_block
 
 from forgetless.guard.simulation import Scenario, stop_rate
 from forgetless.metrics import (
@@ -189,13 +190,7 @@ def main() -> None:
     block = markdown(result)
     print(block)
     if args.markdown:
-        path = Path(args.markdown)
-        text = path.read_text(encoding="utf-8")
-        if BEGIN in text:
-            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-        else:
-            text += "\n## Verdicts: coverage, false alarms, detection\n\n" + block + "\n"
-        path.write_text(text, encoding="utf-8")
+        write_block(Path(args.markdown), BEGIN, END, block, "Verdicts: coverage, false alarms, detection")
 
 
 if __name__ == "__main__":

@@ -112,8 +112,18 @@ class PairedBinaryTest(PairedTest):
         return float(low), float(high)
 
 
+class _StudentT(PairedTest):
+    """Tests whose statistic follows Student's t with n - 1 degrees of freedom."""
+
+    def _cdf(self, x: float) -> float:
+        return float(special.stdtr(self.n - 1, x))  # Student's t cdf
+
+    def _quantile(self, q: float) -> float:
+        return float(special.stdtrit(self.n - 1, q)) if self.n > 1 else math.nan
+
+
 @dataclass(frozen=True)
-class PairedMeanTest(PairedTest):
+class PairedMeanTest(_StudentT):
     """Mean of per-item changes with their standard deviation: Student's t with n - 1 degrees of freedom."""
 
     estimate: float
@@ -133,18 +143,12 @@ class PairedMeanTest(PairedTest):
             return 0.0 if distance == 0 else math.copysign(math.inf, distance)
         return distance / se
 
-    def _cdf(self, x: float) -> float:
-        return float(special.stdtr(self.n - 1, x))  # Student's t cdf
-
-    def _quantile(self, q: float) -> float:
-        return float(special.stdtrit(self.n - 1, q)) if self.n > 1 else math.nan
-
     def _bounds(self, q: float) -> tuple[float, float]:
         return self.estimate - q * self.stderr, self.estimate + q * self.stderr
 
 
 @dataclass(frozen=True)
-class LogRatioTest(PairedTest):
+class LogRatioTest(_StudentT):
     """Perplexity change: `log_ratio` = log(after / before), reported on the scale after - before."""
 
     log_ratio: float
@@ -166,12 +170,6 @@ class LogRatioTest(PairedTest):
         if self.stderr == 0.0:
             return 0.0 if distance == 0 else math.copysign(math.inf, distance)
         return distance / self.stderr
-
-    def _cdf(self, x: float) -> float:
-        return float(special.stdtr(self.n - 1, x))  # Student's t cdf
-
-    def _quantile(self, q: float) -> float:
-        return float(special.stdtrit(self.n - 1, q)) if self.n > 1 else math.nan
 
     def _bounds(self, q: float) -> tuple[float, float]:
         low, high = self.log_ratio - q * self.stderr, self.log_ratio + q * self.stderr
