@@ -1,6 +1,6 @@
 """How many items does each measure need to see a change, and do verdicts agree between seeds?
 
-On the demo's saved runs (`bench/demo_quality.py --seeds 0,1` writes OUT/full/seed-S/demo.json: every
+On the demo's saved runs (`bench/demo_quality.py --seeds 0,1 [--quick]` writes OUT/full/seed-S/demo.json or OUT/quick/...: every
 method's audit with per-item scores), for every general multiple-choice probe of every method:
 
 1. Items needed: for accuracy and for the gold answer's log-probability (normalized over the
@@ -37,7 +37,7 @@ GRID = (25, 50, 75, 100, 150, 200, 300)
 def pairs(runs: Path) -> dict[int, dict[tuple[str, str], dict[str, np.ndarray]]]:
     """{seed: {(method, probe): {acc_b, acc_a, lp_b, lp_a}}} for general choice probes."""
     out: dict[int, dict] = {}
-    for demo in sorted(runs.glob("full/seed-*/demo.json")):
+    for demo in sorted(runs.glob("*/seed-*/demo.json")):  # OUT/full/seed-S or OUT/quick/seed-S
         seed = int(demo.parent.name.split("-")[1])
         data = json.loads(demo.read_text())
         out[seed] = {}
