@@ -1,7 +1,7 @@
 """How many items does each measure need to see a change, and do verdicts agree between seeds?
 
-On the demo's saved runs (`bench/demo_quality.py --seeds 0,1 [--quick]` writes OUT/full/seed-S/demo.json or OUT/quick/...: every
-method's audit with per-item scores), for every general multiple-choice probe of every method:
+On the demo's saved runs (`bench/demo_quality.py --seeds 0,1 [--quick]` writes OUT/full/seed-S/demo.json, or
+OUT/quick/seed-S: every method's audit with per-item scores), for every general multiple-choice probe of every method:
 
 1. Items needed: for accuracy and for the gold answer's log-probability (normalized over the
    choices), the smallest n at which the 95% paired interval, on random subsets of n items, excludes
