@@ -3,8 +3,8 @@
 6 probes x 10 checks, as the issue measured today's rule (24-76% of churn-only runs stopped under a
 2-point budget). Each scenario simulates 400 runs (guard.simulation); a rate may exceed the stated
 5% only by its Monte Carlo error (two standard errors at 5%: 0.022). Measured at these seeds
-(bench/verdicts.py has the full grid): churn-only runs 0.0-0.5% stopped; every probe exactly at its
-limit 2.5%; one probe 15 points down caught in 97% of runs.
+(bench/verdicts.py has the full grid): churn-only runs 0.75% (fresh) and 0.25% (building) stopped;
+every probe exactly at its limit 1.75%; one probe 15 points down caught in 98.5% of runs.
 """
 
 from __future__ import annotations
