@@ -144,6 +144,22 @@ class Probe:
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
         raise NotImplementedError
 
+    # Parts of a probe: a sequential check (guard.sequential) scores a random part of the items first
+    # and the rest only when the part leaves a verdict open. Kinds that implement both can be split.
+
+    def subset(self, prepared: Any, indices: list[int]) -> Any | None:
+        """`prepared` restricted to the items at `indices`, in that order; None: this kind scores whole."""
+        return None
+
+    def from_items(self, items: dict[str, list[Any]], seconds: float) -> ProbeResult:
+        """The result of per-item data alone: merged parts of a check, or part of a saved result."""
+        raise NotImplementedError(f"probe kind {self.config.kind!r} cannot be scored in parts")
+
+
+def take_items(items: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
+    """Per-item data at `indices` (every list in a result's `items` has one entry per item)."""
+    return {key: [values[i] for i in indices] for key, values in items.items()}
+
 
 @dataclass
 class ScoreOptions:

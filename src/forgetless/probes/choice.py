@@ -115,20 +115,30 @@ class ChoiceProbe(Probe):
             per_item["pred"].append(int(preds["acc"]))
             for metric, pred in preds.items():
                 per_item[metric].append(int(pred == item.gold))
+        return self.from_items(per_item, time.perf_counter() - start)
+
+    def subset(self, prepared: dict[str, Any], indices: list[int]) -> dict[str, Any]:
+        items: list[ChoiceItem] = prepared["items"]
+        offsets = np.cumsum([0] + [len(item.requests) for item in items]).tolist()
+        rows = [row for i in indices for row in range(offsets[i], offsets[i + 1])]
+        material = prepared["material"]
+        return {
+            "items": [items[i] for i in indices],
+            "requests": [prepared["requests"][row] for row in rows],
+            "material": {
+                "requests": [material["requests"][row] for row in rows],
+                "gold": [material["gold"][i] for i in indices],
+                "lengths": [material["lengths"][i] for i in indices],
+            },
+        }
+
+    def from_items(self, items: dict[str, list[Any]], seconds: float) -> ProbeResult:
         metrics = {}
         for metric in METRICS:
-            mean, stderr, low, high = accuracy_interval(per_item[metric])
+            mean, stderr, low, high = accuracy_interval(items[metric])
             metrics[metric] = Metric(mean, True, stderr, low, high)
-        return ProbeResult(
-            self.config.name,
-            "choice",
-            self.config.role,
-            self.config.primary,
-            metrics,
-            len(items),
-            time.perf_counter() - start,
-            per_item,
-        )
+        cfg = self.config
+        return ProbeResult(cfg.name, "choice", cfg.role, cfg.primary, metrics, len(items["gold"]), seconds, items)
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
         metrics = [self.config.primary] + [m for m in METRICS if m != self.config.primary]

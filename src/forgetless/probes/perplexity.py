@@ -88,18 +88,23 @@ class PerplexityProbe(Probe):
         nll = np.zeros(len(prepared["docs"]))
         for doc_index, (ll, _) in zip(owner, scored, strict=True):
             nll[doc_index] -= ll
-        tokens = np.array([len(d) for d in prepared["docs"]], dtype=float)
-        nbytes = np.array(prepared["bytes"], dtype=float)
-        items = {"nll": nll.tolist(), "tokens": tokens.tolist(), "bytes": nbytes.tolist()}
+        tokens = [float(len(d)) for d in prepared["docs"]]
+        items = {"nll": nll.tolist(), "tokens": tokens, "bytes": [float(b) for b in prepared["bytes"]]}
+        return self.from_items(items, time.perf_counter() - start)
+
+    def subset(self, prepared: dict[str, Any], indices: list[int]) -> dict[str, Any]:
+        docs = [prepared["docs"][i] for i in indices]
+        return {
+            "docs": docs,
+            "bytes": [prepared["bytes"][i] for i in indices],
+            "material": {**prepared["material"], "docs": docs},
+        }
+
+    def from_items(self, items: dict[str, list[Any]], seconds: float) -> ProbeResult:
+        nll, tokens, nbytes = (np.array(items[key], dtype=float) for key in ("nll", "tokens", "bytes"))
+        cfg = self.config
         return ProbeResult(
-            self.config.name,
-            "perplexity",
-            self.config.role,
-            "perplexity",
-            _metrics(nll, tokens, nbytes),
-            len(nll),
-            time.perf_counter() - start,
-            items,
+            cfg.name, "perplexity", cfg.role, "perplexity", _metrics(nll, tokens, nbytes), len(nll), seconds, items
         )
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
