@@ -91,6 +91,9 @@ class GuardConfig(Strict):
     false_alarm: float = Field(
         default=0.05, gt=0, lt=1, description="chance a run within budget is stopped or rolled back, all checks"
     )
+    sequential: bool = Field(
+        default=True, description="score checks in parts, stopping once every budgeted probe is within its limit"
+    )
     auto_values: list[float] | None = Field(
         default=None, min_length=2, description="--auto's candidate strengths; default: the method's usual range"
     )
