@@ -146,16 +146,22 @@ class ChoiceProbe(Probe):
         for metric in metrics:
             d = paired_accuracy_delta(before.items[metric], after.items[metric])
             out.append(Comparison.paired(before, metric, True, d))
-        # Per-item log-probability measures: an answer's probability falls long before it flips, so
-        # these see a change with fewer items than accuracy does (bench/RESULTS.md, "Verdicts").
-        gold = before.items["gold"]
-        for metric, measure, note in (
-            ("gold_logprob", gold_logprobs, "gold answer's log-probability normalized over the choices, nats"),
-            ("gold_margin", gold_margins, "gold answer's log-likelihood minus the best wrong choice's, nats"),
-        ):
-            d = paired_mean_delta(measure(before.items["lls"], gold), measure(after.items["lls"], gold))
-            out.append(Comparison.paired(before, metric, True, d, note))
-        return out
+        return out + gold_comparisons(before, after)
+
+
+def gold_comparisons(before: ProbeResult, after: ProbeResult) -> list[Comparison]:
+    """gold_logprob and gold_margin, paired per item from the results' `lls` (each choice's summed
+    log-likelihood) and `gold` (the right choice's index): every multiple-choice probe reports them."""
+    # Per-item log-probability measures: an answer's probability falls long before it flips, so
+    # these see a change with fewer items than accuracy does (bench/RESULTS.md, "Verdicts").
+    gold, out = before.items["gold"], []
+    for metric, measure, note in (
+        ("gold_logprob", gold_logprobs, "gold answer's log-probability normalized over the choices, nats"),
+        ("gold_margin", gold_margins, "gold answer's log-likelihood minus the best wrong choice's, nats"),
+    ):
+        d = paired_mean_delta(measure(before.items["lls"], gold), measure(after.items["lls"], gold))
+        out.append(Comparison.paired(before, metric, True, d, note))
+    return out
 
 
 def _check_list(value: Any, field: str, where: str, record: dict[str, Any]) -> None:

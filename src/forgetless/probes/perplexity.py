@@ -74,22 +74,9 @@ class PerplexityProbe(Probe):
 
     def score(self, lm: Any, prepared: dict[str, Any], options: ScoreOptions) -> ProbeResult:
         start = time.perf_counter()
-        window = self.config.max_length or options.max_length or model_max_length(lm.model)
-        stride = self.config.stride or window
-        prefix = prefix_token_id(lm.tokenizer)
-        requests, owner = [], []
-        for doc_index, tokens in enumerate(prepared["docs"]):
-            for request in rolling_requests(tokens, prefix, window, stride):
-                requests.append(request)
-                owner.append(doc_index)
-        scored = loglikelihoods(
-            lm.model, requests, max_length=window, batch_tokens=options.batch_tokens, progress=options.progress
-        )
-        nll = np.zeros(len(prepared["docs"]))
-        for doc_index, (ll, _) in zip(owner, scored, strict=True):
-            nll[doc_index] -= ll
+        nll = document_nll(lm, prepared["docs"], options, self.config.max_length, self.config.stride)
         tokens = [float(len(d)) for d in prepared["docs"]]
-        items = {"nll": nll.tolist(), "tokens": tokens, "bytes": [float(b) for b in prepared["bytes"]]}
+        items = {"nll": nll, "tokens": tokens, "bytes": [float(b) for b in prepared["bytes"]]}
         return self.from_items(items, time.perf_counter() - start)
 
     def subset(self, prepared: dict[str, Any], indices: list[int]) -> dict[str, Any]:
@@ -104,21 +91,18 @@ class PerplexityProbe(Probe):
         nll, tokens, nbytes = (np.array(items[key], dtype=float) for key in ("nll", "tokens", "bytes"))
         cfg = self.config
         return ProbeResult(
-            cfg.name, "perplexity", cfg.role, "perplexity", _metrics(nll, tokens, nbytes), len(nll), seconds, items
+            cfg.name,
+            "perplexity",
+            cfg.role,
+            "perplexity",
+            perplexity_metrics(nll, tokens, nbytes),
+            len(nll),
+            seconds,
+            items,
         )
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
-        nll_b, nll_a = np.array(before.items["nll"]), np.array(after.items["nll"])
-        tokens = np.array(before.items["tokens"])
-        if before.items["tokens"] != after.items["tokens"]:
-            raise ForgetlessError(
-                f"probe '{before.name}': the two results tokenized the text differently",
-                "perplexity is comparable only with the same tokenizer; compare bits_per_byte instead",
-            )
-        d = paired_perplexity_delta(nll_b, nll_a, tokens)
-        deg_low, deg_high = degradation_interval(nll_b, nll_a, tokens)
-        note = f"perplexity degradation {d.relative:+.1%} (95% CI {deg_low:+.1%} to {deg_high:+.1%})"
-        ppl = Comparison.paired(before, "perplexity", False, d, note)
+        ppl = perplexity_comparison(before, after)
         bpb = before.metrics["bits_per_byte"], after.metrics["bits_per_byte"]
         bpb_cmp = Comparison(
             before.name,
@@ -132,13 +116,54 @@ class PerplexityProbe(Probe):
             None,
             None,
             None,
-            d.n,
+            ppl.n,
             "info",
         )
         return [ppl, bpb_cmp]
 
 
-def _metrics(nll: np.ndarray, tokens: np.ndarray, nbytes: np.ndarray) -> dict[str, Metric]:
+def document_nll(
+    lm: Any, docs: list[list[int]], options: ScoreOptions, max_length: int | None = None, stride: int | None = None
+) -> list[float]:
+    """Each document's summed negative log-likelihood in nats, every token scored once from the prefix
+    token on (`rolling_requests`), in windows of `max_length` (default: the model's, capped) tokens."""
+    window = max_length or options.max_length or model_max_length(lm.model)
+    prefix = prefix_token_id(lm.tokenizer)
+    requests, owner = [], []
+    for doc_index, tokens in enumerate(docs):
+        for request in rolling_requests(tokens, prefix, window, stride or window):
+            requests.append(request)
+            owner.append(doc_index)
+    scored = loglikelihoods(
+        lm.model, requests, max_length=window, batch_tokens=options.batch_tokens, progress=options.progress
+    )
+    nll = np.zeros(len(docs))
+    for doc_index, (ll, _) in zip(owner, scored, strict=True):
+        nll[doc_index] -= ll
+    return nll.tolist()
+
+
+def perplexity_comparison(
+    before: ProbeResult, after: ProbeResult, metric: str = "perplexity", counts: str = "tokens"
+) -> Comparison:
+    """The paired change of a corpus perplexity exp(sum(nll) / sum(counts)) over the results' documents
+    (`items["nll"]`, and `items[counts]`: tokens for perplexity, words for a word perplexity)."""
+    nll_b, nll_a = np.array(before.items["nll"]), np.array(after.items["nll"])
+    if before.items[counts] != after.items[counts]:
+        raise ForgetlessError(
+            f"probe '{before.name}': the two results "
+            + ("tokenized the text" if counts == "tokens" else f"counted the {counts} of the text")
+            + " differently",
+            "perplexity is comparable only with the same tokenizer; compare bits_per_byte instead",
+        )
+    weights = np.array(before.items[counts])
+    d = paired_perplexity_delta(nll_b, nll_a, weights)
+    deg_low, deg_high = degradation_interval(nll_b, nll_a, weights)
+    note = f"{metric} degradation {d.relative:+.1%} (95% CI {deg_low:+.1%} to {deg_high:+.1%})"
+    return Comparison.paired(before, metric, False, d, note)
+
+
+def perplexity_metrics(nll: np.ndarray, tokens: np.ndarray, nbytes: np.ndarray) -> dict[str, Metric]:
     """Corpus perplexity and bits per byte, each a ratio of sums over documents with a t interval
     (delta method) on the log scale for perplexity and on its own scale for bits per byte."""
     log_ppl, log_se, low, high = log_ratio_interval(nll, tokens)
