@@ -14,7 +14,9 @@ def _with_configs(evaluation: dict[str, Any]) -> dict[str, Any]:
     probes = []
     for p in evaluation["probes"]:
         rest = {k: v for k, v in p.items() if k != "cached"}
-        probes.append({**rest, "cache_key": "c" + p["name"], "items_key": "i" + p["name"], "cached": p["cached"]})
+        probes.append(
+            {**rest, "cache_key": "c" + p["name"], "items_key": "i" + p["name"], "scored": "", "cached": p["cached"]}
+        )
     configs = {p["name"]: p["items_key"] for p in probes}
     return {
         **{k: v for k, v in evaluation.items() if k != "seconds"},

@@ -57,6 +57,7 @@ class ProbeResult:
     items: dict[str, list[Any]] = field(default_factory=dict)
     cache_key: str = ""
     items_key: str = ""  # hash of the exact scoring requests (tokens, settings), whatever the model
+    scored: str = ""  # what was scored, for reports: "lm-eval arc_easy test, 300 of 2376"; "" if unsaid
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
