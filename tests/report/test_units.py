@@ -21,9 +21,12 @@ from tests.report.samples import comparison
 
 def test_accuracy_metrics_match_the_budget() -> None:
     from forgetless.guard.budget import ACCURACY_METRICS as BUDGET_ACCURACY
+    from forgetless.guard.budget import PERPLEXITY_METRICS as BUDGET_PERPLEXITY
+    from forgetless.report.units import PERPLEXITY_METRICS
 
-    assert ACCURACY_METRICS == BUDGET_ACCURACY
+    assert ACCURACY_METRICS == BUDGET_ACCURACY and PERPLEXITY_METRICS == BUDGET_PERPLEXITY
     assert unit_of("acc") == "points" and unit_of("perplexity") == "percent" and unit_of("similarity") is None
+    assert unit_of("exact_match") == "points" and unit_of("word_perplexity") == "percent"
 
 
 def test_change_in_points_and_percent() -> None:

@@ -48,8 +48,9 @@ UNITS = {
     "nats": "nats",
 }
 # The metric families each unit can bound: accuracies move in points, perplexities in percent.
-ACCURACY_METRICS = {"acc", "acc_norm", "acc_bytes", "expect_rate"}
-PERPLEXITY_METRICS = {"perplexity"}
+# exact_match, word_perplexity and byte_perplexity are lm-eval's (audit --lm-eval-samples).
+ACCURACY_METRICS = {"acc", "acc_norm", "acc_bytes", "expect_rate", "exact_match"}
+PERPLEXITY_METRICS = {"perplexity", "word_perplexity", "byte_perplexity"}
 LOGPROB_METRICS = {"gold_logprob"}
 UNIT_METRICS = {"points": ACCURACY_METRICS, "percent": PERPLEXITY_METRICS, "nats": LOGPROB_METRICS}
 UNIT_TEXT = {"points": "pt", "percent": "%", "nats": "nats"}

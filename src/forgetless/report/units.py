@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-# The metrics measured in points; mirrors forgetless.guard.budget.ACCURACY_METRICS (a test keeps them
-# equal), kept here so that rendering a report from JSON imports neither torch nor the probes.
-ACCURACY_METRICS = frozenset({"acc", "acc_norm", "acc_bytes", "expect_rate"})
+# The metrics measured in points and in percent; mirror forgetless.guard.budget's ACCURACY_METRICS and
+# PERPLEXITY_METRICS (a test keeps them equal), kept here so that rendering a report from JSON imports
+# neither torch nor the probes.
+ACCURACY_METRICS = frozenset({"acc", "acc_norm", "acc_bytes", "expect_rate", "exact_match"})
+PERPLEXITY_METRICS = frozenset({"perplexity", "word_perplexity", "byte_perplexity"})
 
 
 def axis_label(unit: str, axis: str = "y", what: str = "") -> str:
@@ -29,7 +31,7 @@ def unit_of(metric: str) -> str | None:
     """'points' for accuracies, 'percent' for perplexity, None for metrics without a budget unit."""
     if metric in ACCURACY_METRICS:
         return "points"
-    return "percent" if metric == "perplexity" else None
+    return "percent" if metric in PERPLEXITY_METRICS else None
 
 
 def finite(value: Any) -> bool:
@@ -78,7 +80,7 @@ def fmt_value(metric: str, value: Any) -> str:
         return "" if value is None else "n/a"
     if metric in ACCURACY_METRICS:
         return f"{value * 100:.1f}%"
-    return f"{value:.2f}" if metric == "perplexity" else f"{value:.4f}"
+    return f"{value:.2f}" if metric in PERPLEXITY_METRICS else f"{value:.4f}"
 
 
 def fmt_change(c: dict[str, Any]) -> str:
@@ -87,7 +89,7 @@ def fmt_change(c: dict[str, Any]) -> str:
         return "n/a"
     if c["metric"] in ACCURACY_METRICS:
         return f"{c['delta'] * 100:+.1f} pt"
-    if c["metric"] == "perplexity" and finite(c.get("relative")):
+    if c["metric"] in PERPLEXITY_METRICS and finite(c.get("relative")):
         return f"{c['delta']:+.2f} ({c['relative']:+.1%})"
     return f"{c['delta']:+.4f}"
 
@@ -99,7 +101,7 @@ def fmt_interval(c: dict[str, Any]) -> str:
         return ""
     if c["metric"] in ACCURACY_METRICS:
         return f"[{low * 100:+.1f}, {high * 100:+.1f}] pt"
-    digits = 2 if c["metric"] == "perplexity" else 4
+    digits = 2 if c["metric"] in PERPLEXITY_METRICS else 4
     return f"[{low:+.{digits}f}, {high:+.{digits}f}]"
 
 

@@ -9,7 +9,7 @@ from markupsafe import Markup
 
 from forgetless.report.html import parts
 from forgetless.report.plots import primary_comparisons
-from forgetless.report.units import ACCURACY_METRICS, fmt_value, unit_suffix
+from forgetless.report.units import ACCURACY_METRICS, PERPLEXITY_METRICS, fmt_value, unit_suffix
 
 
 def _card(label: str, value: str, detail: str = "", tone: str = "") -> dict[str, str]:
@@ -21,7 +21,7 @@ def _target_text(c: dict[str, Any]) -> tuple[str, str]:
     before, after = fmt_value(c["metric"], c["before"]), fmt_value(c["metric"], c["after"])
     better = "higher" if c["higher_is_better"] else "lower"
     detail = f"{c['probe']}: {c['metric']} {before} \u2192 {after} ({better} is better)"
-    if c["metric"] == "perplexity" and c.get("relative") is not None:
+    if c["metric"] in PERPLEXITY_METRICS and c.get("relative") is not None:
         return f"{c['relative']:+.1%}", detail
     if c["metric"] in ACCURACY_METRICS:
         return f"{c['delta'] * 100:+.1f} pt", detail
@@ -50,8 +50,8 @@ def audit_cards(audit: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def fmt_change_short(c: dict[str, Any]) -> str:
-    if c["metric"] == "perplexity" and c.get("relative") is not None:
-        return f"perplexity {c['relative']:+.1%}"
+    if c["metric"] in PERPLEXITY_METRICS and c.get("relative") is not None:
+        return f"{c['metric']} {c['relative']:+.1%}"
     if c["metric"] in ACCURACY_METRICS:
         return f"{c['metric']} {c['delta'] * 100:+.1f} pt"
     return f"{c['metric']} {c['delta']:+.4f}"
