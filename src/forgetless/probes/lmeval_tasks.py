@@ -1,0 +1,284 @@
+"""Finding lm-evaluation-harness tasks for the `lm_eval` probe, and checking them, without running their code.
+
+A spec is a task, group or tag name, or the path of a task YAML. lm-eval's `TaskManager` indexes every
+YAML under its tasks folder before it can look a name up (about 14,700 names, 15 s on 2 loaded cores),
+so a name is looked up in the user's `include_path` first (lm-eval gives it precedence), then as
+`<name>.yaml` under lm-eval's tasks folder (indexing that one folder), and only then in the full index.
+Each index is built once per process.
+
+Code in task YAMLs: lm-eval reads `!function module.name` by importing that Python file (beside the YAML,
+or any installed module) when it builds the task, and `class: !function ...` makes the task a Python
+class; lm-eval treats task files as code. Here the tasks shipped inside lm-eval run their functions as
+lm-eval runs them (they are code of an installed package), while a YAML from anywhere else (a task
+file, `include_path`, or a file either includes) that uses `!function` is refused until the probe says
+`trust_code: true`. The check reads the YAML text with a loader that imports nothing, before any model
+loads; the output type and metrics come from the same reading.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from forgetless.errors import ForgetlessError
+
+INSTALL = 'pip install "forgetless[lm-eval]"'
+SUPPORTED = ("multiple_choice", "loglikelihood", "loglikelihood_rolling")
+# lm-eval's default metrics per output type (lm_eval.api.registry.DEFAULT_METRIC_REGISTRY, 0.4.13)
+DEFAULT_METRICS = {
+    "loglikelihood": ["perplexity", "acc"],
+    "loglikelihood_rolling": ["word_perplexity", "byte_perplexity", "bits_per_byte"],
+    "multiple_choice": ["acc", "acc_norm"],
+    "generate_until": ["exact_match"],
+}
+
+
+def require_lm_eval() -> Any:
+    """The `lm_eval` module, or a ForgetlessError naming the install command."""
+    try:
+        import lm_eval
+    except ImportError as error:
+        raise ForgetlessError(
+            "probe kind `lm_eval` needs lm-evaluation-harness (the `lm_eval` package), which is not installed",
+            f"run `{INSTALL}`",
+        ) from error
+    return lm_eval
+
+
+def builtin_dir() -> Path:
+    """lm-eval's own tasks folder."""
+    require_lm_eval()
+    import lm_eval.tasks
+
+    return Path(lm_eval.tasks.__file__).resolve().parent
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """lm-eval logs a warning per metric without an explicit aggregation; forgetless prints its own progress."""
+    logger = logging.getLogger("lm_eval")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@lru_cache(maxsize=8)
+def manager(include_path: tuple[str, ...], defaults: bool) -> Any:
+    """One TaskManager per (include_path, whether lm-eval's own tasks are indexed), built once per process."""
+    require_lm_eval()
+    from lm_eval.tasks import TaskManager
+
+    with quiet():
+        return TaskManager(include_path=list(include_path) or None, include_defaults=defaults)
+
+
+class _Function(str):
+    """A `!function` reference, as its text: found by the scan, never imported."""
+
+
+class _ScanLoader(yaml.SafeLoader):
+    pass
+
+
+_ScanLoader.add_constructor("!function", lambda loader, node: _Function(loader.construct_scalar(node)))
+
+
+def read_yaml(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple[dict[str, Any], dict[Path, list[str]]]:
+    """A task YAML with its `include`s merged as lm-eval merges them (the file's own keys win), and the
+    `!function` references of each file read. Nothing is imported."""
+    path = path.expanduser().resolve()
+    if path in _seen:
+        raise ForgetlessError(f"task YAML '{path}' includes itself", "remove the include cycle")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_ScanLoader)  # noqa: S506 (a SafeLoader)
+    except (OSError, yaml.YAMLError) as error:
+        raise ForgetlessError(f"cannot read task YAML '{path}': {error}", "check the file") from error
+    if not isinstance(data, dict):
+        raise ForgetlessError(f"task YAML '{path}' is not a mapping", "an lm-eval task YAML has `task:` and more keys")
+    functions = {path: _functions(data)}
+    includes = data.pop("include", None)
+    merged: dict[str, Any] = {}
+    for inc in includes if isinstance(includes, list) else [includes] if includes else []:
+        sub, sub_functions = read_yaml(path.parent / inc, _seen | {path})
+        sub.pop("task_list", None)
+        merged.update(sub)
+        functions.update(sub_functions)
+    return {**merged, **data}, functions
+
+
+def _functions(value: Any) -> list[str]:
+    if isinstance(value, _Function):
+        return [str(value)]
+    if isinstance(value, dict):
+        return [f for v in value.values() for f in _functions(v)]
+    if isinstance(value, list):
+        return [f for v in value for f in _functions(v)]
+    return []
+
+
+@dataclass
+class TaskPlan:
+    """What a spec names, found from the YAMLs alone: enough to validate a probe before a model loads."""
+
+    spec: str  # as the user wrote it
+    name: str  # lm-eval's task, group or tag name
+    kind: str  # task | group | tag
+    load: str  # what TaskManager.load is given: the name, or the YAML's absolute path
+    include_path: tuple[str, ...]
+    defaults: bool  # whether the TaskManager indexes lm-eval's own tasks
+    output_types: list[str] = field(default_factory=list)  # of its tasks, each once
+    leaf_metrics: list[list[str]] = field(default_factory=list)  # lm-eval metrics of each of its tasks
+    code: list[str] = field(default_factory=list)  # `!function`s in YAMLs from outside lm-eval: "file: fn"
+
+
+def plan_task(spec: str, include_path: list[str], base_dir: Path | None) -> TaskPlan:
+    """Resolve a spec (name or YAML path) the way lm-eval would, reading YAMLs only."""
+    require_lm_eval()
+    base = base_dir or Path.cwd()
+    paths = tuple(str(_absolute(p, base)) for p in include_path)
+    for p in paths:
+        if not Path(p).is_dir():
+            raise ForgetlessError(f"include_path '{p}' is not a folder", "give folders that hold task YAMLs")
+    if spec.endswith((".yaml", ".yml")) or "/" in spec:
+        path = _absolute(spec, base)
+        if not path.is_file():
+            raise ForgetlessError(f"lm-eval task file '{path}' does not exist", "check the path of `task`")
+        cfg, functions = read_yaml(path)
+        is_group = "group" in cfg
+        tm = manager(paths, True) if is_group else None
+        plan = TaskPlan(
+            spec, str(cfg.get("group") or cfg.get("task")), "group" if is_group else "task", str(path), paths, is_group
+        )
+        _add_leaves(plan, tm, cfg, {}, set())
+        _add_code(plan, functions)
+        return _finish(plan)
+    tm, entry, defaults = _lookup(spec, paths)
+    kind = {"GROUP": "group", "TAG": "tag"}.get(entry.kind.name, "task")
+    plan = TaskPlan(spec, spec, kind, spec, paths, defaults)
+    _walk(plan, tm, spec, {}, set())
+    return _finish(plan)
+
+
+def _absolute(path: str, base: Path) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _lookup(name: str, paths: tuple[str, ...]) -> tuple[Any, Any, bool]:
+    """The TaskManager that knows `name` at the least indexing cost, its entry, and whether it is the full index."""
+    if paths:
+        user = manager(paths, False)
+        entry = user.task_index.get(name)
+        if entry is not None:
+            return (user, entry, False) if entry.kind.name in ("TASK", "PY_TASK") else _full(name, paths)
+    for candidate in sorted(builtin_dir().rglob(f"{name}.yaml")):
+        try:
+            cfg, _ = read_yaml(candidate)
+        except ForgetlessError:
+            continue
+        if cfg.get("task") == name and "group" not in cfg and "class" not in cfg:
+            tm = manager((str(candidate.parent), *paths), False)
+            entry = tm.task_index.get(name)
+            if entry is not None and entry.kind.name == "TASK":
+                return tm, entry, False
+    return _full(name, paths)
+
+
+def _full(name: str, paths: tuple[str, ...]) -> tuple[Any, Any, bool]:
+    tm = manager(paths, True)
+    entry = tm.task_index.get(name)
+    if entry is None:
+        close = difflib.get_close_matches(name, tm.all_tasks, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+        raise ForgetlessError(
+            f"unknown lm-eval task, group or tag '{name}'",
+            f"{hint}`lm_eval ls tasks` lists the names; for your own task give its YAML path or `include_path`",
+        )
+    return tm, entry, True
+
+
+def _walk(plan: TaskPlan, tm: Any, name: str, overrides: dict[str, Any], seen: set[str]) -> None:
+    """Follow a registered name to its tasks (through groups and tags), noting their YAMLs' code."""
+    if name in seen:
+        return
+    seen.add(name)
+    entry = tm.task_index.get(name)
+    if entry is None:
+        raise ForgetlessError(f"lm-eval group '{plan.name}' lists '{name}', which no YAML defines", "fix the group")
+    if entry.yaml_path is not None:
+        _add_code(plan, read_yaml(Path(entry.yaml_path))[1])
+    if entry.kind.name == "TAG":
+        for child in sorted(entry.tags):
+            _walk(plan, tm, child, overrides, seen)
+    else:
+        _add_leaves(plan, tm, {**(entry.cfg or {}), **overrides}, overrides, seen)
+
+
+def _add_leaves(plan: TaskPlan, tm: Any, cfg: dict[str, Any], overrides: dict[str, Any], seen: set[str]) -> None:
+    if "group" not in cfg:  # a task: its output type and metrics
+        output = cfg.get("output_type") or "unknown (a Python task)"
+        if output not in plan.output_types:
+            plan.output_types.append(output)
+        listed = [m.get("metric") for m in cfg.get("metric_list") or [] if isinstance(m, dict)]
+        plan.leaf_metrics.append([m for m in listed if isinstance(m, str)] or DEFAULT_METRICS.get(output, []))
+        return
+    from lm_eval.config.group import GroupConfig  # the keys a group keeps; the rest override its tasks
+
+    group_keys = set(GroupConfig.__dataclass_fields__)
+    inherited = {**overrides, **{k: v for k, v in cfg.items() if k not in group_keys}}
+    for item in cfg.get("task") or []:
+        if isinstance(item, str):
+            _walk(plan, tm, item, inherited, seen)
+        elif isinstance(item, dict) and isinstance(item.get("group"), str) and item["group"] not in tm.task_index:
+            _add_leaves(plan, tm, item, inherited, seen)  # an inline group
+        elif isinstance(item, dict):
+            ref = item.get("group") or item.get("task")
+            extra = {k: v for k, v in item.items() if k not in ("group", "task")}
+            if isinstance(ref, str) and ref in tm.task_index:
+                _walk(plan, tm, ref, {**inherited, **extra}, seen)
+            else:  # an inline task, defined in the group's own YAML
+                _add_leaves(plan, tm, {**inherited, **item}, {}, seen)
+
+
+def _add_code(plan: TaskPlan, functions: dict[Path, list[str]]) -> None:
+    builtin = builtin_dir()
+    for path, names in functions.items():
+        if names and not path.is_relative_to(builtin):
+            plan.code += [f"{path}: !function {n}" for n in names if f"{path}: !function {n}" not in plan.code]
+
+
+def _finish(plan: TaskPlan) -> TaskPlan:
+    unsupported = [t for t in plan.output_types if t not in SUPPORTED]
+    if "generate_until" in unsupported:
+        raise ForgetlessError(
+            f"lm-eval task '{plan.spec}' generates text (output_type generate_until), which the lm_eval probe "
+            "does not support yet",
+            "use a multiple_choice, loglikelihood or loglikelihood_rolling task, or a `canary` probe for generations",
+        )
+    if len(plan.output_types) > 1 and "unknown (a Python task)" not in plan.output_types:
+        raise ForgetlessError(
+            f"lm-eval {plan.kind} '{plan.spec}' mixes output types {plan.output_types}",
+            "give its tasks as separate probes (one per output type)",
+        )
+    if unsupported and unsupported != ["unknown (a Python task)"]:
+        raise ForgetlessError(
+            f"lm-eval task '{plan.spec}' has output_type {unsupported[0]!r}", f"use one of {SUPPORTED}"
+        )
+    return plan
+
+
+def common_metrics(plan: TaskPlan) -> list[str]:
+    """The lm-eval metrics every task of the plan reports, in the first task's order."""
+    first, *rest = plan.leaf_metrics or [[]]
+    return [m for m in first if all(m in other for other in rest)]
