@@ -22,9 +22,9 @@ runner = CliRunner()
 BUDGET = "docs_ppl:5%,mc:1pt,canaries:10pt"
 
 
-def cli(*args: str) -> None:
+def cli(*args: str, code: int = 0) -> None:
     result = runner.invoke(app, [*args, "--device", "cpu"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == code, result.output
 
 
 def numbers(evaluation: dict[str, Any]) -> str:
@@ -96,7 +96,8 @@ def test_audit_with_a_budget_says_over_within_or_inconclusive_per_probe(
     tiny_model, tiny_tuned, tiny_suite, tmp_path
 ) -> None:  # noqa: ANN001, E501
     out = tmp_path / "cli"
-    cli("audit", str(tiny_model), str(tiny_tuned), "--suite", str(tiny_suite), "--budget", BUDGET, "--out", str(out))
+    args = ["--suite", str(tiny_suite), "--budget", BUDGET, "--out", str(out)]
+    cli("audit", str(tiny_model), str(tiny_tuned), *args, code=3)  # 3: over budget (cli/exit_codes.py)
     written = json.loads((out / "audit.json").read_text())
 
     result = forgetless.audit(str(tiny_model), str(tiny_tuned), suite=tiny_suite, budget=BUDGET, device="cpu")
@@ -147,7 +148,8 @@ def test_write_gives_the_cli_files_byte_for_byte(tiny_model, tiny_tuned, tiny_su
         BUDGET,
         "--out",
         str(tmp_path / "audit"),
-    )  # noqa: E501
+        code=3,  # over budget
+    )
 
     for kind, cls in (("eval", forgetless.EvalResult), ("audit", forgetless.Audit)):
         data = json.loads((tmp_path / kind / f"{kind}.json").read_text())

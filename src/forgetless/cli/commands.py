@@ -69,7 +69,7 @@ def run_audit(
     base,
     budget=None,
     false_alarm=0.05,
-) -> None:  # noqa: ANN001
+) -> Any:  # noqa: ANN001
     from forgetless.api import audit
     from forgetless.report.rows import AUDIT_HEADER, audit_rows
 
@@ -94,6 +94,30 @@ def run_audit(
         say((result.budget_verdict, "bold"), *[f"\n  {c.describe()}" for c in result.checks])
     folder = out_dir or Path("forgetless-out") / f"audit-{slug(tuned_model)}-vs-{slug(base_model)}-{loaded.name}"
     say("wrote " + ", ".join(str(p) for p in result.write(folder)))
+    return result
+
+
+def run_audit_lm_eval(base_dir, tuned_dir, out_dir, budget, false_alarm, model_options) -> Any:  # noqa: ANN001
+    """`audit --lm-eval-samples`: the audit of two lm-eval `--log_samples` folders, printed and written."""
+    from forgetless.pipeline.lm_eval_audit import audit_lm_eval_samples
+    from forgetless.report.rows import AUDIT_HEADER, audit_rows
+
+    if model_options:
+        flags = ", ".join("--" + name.replace("_", "-") for name in model_options)
+        raise ForgetlessError(
+            f"{flags} score a model, and --lm-eval-samples reads what lm-eval scored already",
+            "drop them, or audit the models themselves without --lm-eval-samples",
+        )
+    result = audit_lm_eval_samples(base_dir, tuned_dir, budget=budget, false_alarm=false_alarm)
+    print_table(f"lm-eval samples: {tuned_dir} against {base_dir}", AUDIT_HEADER, audit_rows(result.to_json()))
+    say((result.headline, "bold"))
+    for line in result.extra["lm_eval"]["notes"]:
+        say(("note: ", "yellow"), line)
+    if result.budget is not None:
+        say((result.budget_verdict, "bold"), *[f"\n  {c.describe()}" for c in result.checks])
+    folder = out_dir or Path("forgetless-out") / f"audit-lm-eval-{slug(str(tuned_dir))}-vs-{slug(str(base_dir))}"
+    say("wrote " + ", ".join(str(p) for p in result.write(folder)))
+    return result
 
 
 def run_repair(

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from forgetless.cli.exit_codes import BAD_INPUT, HELP
 from forgetless.errors import ForgetlessError
 
 app = typer.Typer(
@@ -44,8 +45,13 @@ AdapterBase = Annotated[
 ]
 
 
+# What scores a model; none of it applies to lm-eval's samples, which were scored already.
+MODEL_OPTIONS = ("suite", "target", "limit", "device", "dtype", "batch_tokens", "no_cache", "base")
+AUDIT_EPILOG = HELP
+
+
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ForgetlessError into a clear message and exit code 2, not a traceback."""
+    """Turn a ForgetlessError into a clear message and exit code 2 (BAD_INPUT), not a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -55,7 +61,7 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
             from forgetless.report.terminal import err, say
 
             say(("error:", "bold red"), " ", str(error), console=err)  # plain text: paths may hold "[/b]"
-            sys.exit(2)
+            sys.exit(BAD_INPUT)
 
     return wrapper
 
@@ -83,11 +89,19 @@ def eval_command(
     run_eval(model, suite, target, limit, out, device, dtype, batch_tokens, no_cache, base)
 
 
-@app.command("audit")
+@app.command("audit", epilog=AUDIT_EPILOG)
 @friendly
 def audit_command(
-    base_model: Annotated[str, typer.Argument(metavar="BASE", help="The model before fine-tuning.")],
-    tuned_model: Annotated[str, typer.Argument(metavar="TUNED", help="The fine-tuned model (or PEFT adapter).")],
+    ctx: typer.Context,
+    base_model: Annotated[
+        str, typer.Argument(metavar="BASE", help="The model before fine-tuning (with --lm-eval-samples: its folder).")
+    ],
+    tuned_model: Annotated[
+        str,
+        typer.Argument(
+            metavar="TUNED", help="The fine-tuned model or PEFT adapter (with --lm-eval-samples: its folder)."
+        ),
+    ],
     suite: Suite = "general",
     target: Target = None,
     limit: Limit = None,
@@ -104,25 +118,48 @@ def audit_command(
         ),
     ] = None,
     false_alarm: FalseAlarm = 0.05,
+    fail_on: Annotated[
+        str,
+        typer.Option(
+            help="over: exit 3 when a probe is over budget (default); inconclusive: also exit 4 when a check is "
+            "undecided, so every probe must be proven within."
+        ),
+    ] = "over",
+    lm_eval_samples: Annotated[
+        bool,
+        typer.Option(
+            "--lm-eval-samples",
+            help="BASE and TUNED are folders written by `lm_eval --log_samples --output_path`: audit every task "
+            "in both from its logged samples, no model loaded.",
+        ),
+    ] = False,
 ) -> None:
     """What did TUNED forget of BASE? Paired before/after per probe, with noise bands and verdicts."""
-    from forgetless.cli.commands import run_audit
+    from forgetless.cli.commands import run_audit, run_audit_lm_eval
+    from forgetless.cli.exit_codes import check_gate_options, gate
 
-    run_audit(
-        base_model,
-        tuned_model,
-        suite,
-        target,
-        limit,
-        out,
-        device,
-        dtype,
-        batch_tokens,
-        no_cache,
-        base,
-        budget,
-        false_alarm,
-    )
+    check_gate_options(budget, fail_on)
+    if lm_eval_samples:
+        # By name: typer vendors its own click, whose ParameterSource is not click's.
+        given = [n for n in MODEL_OPTIONS if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"]
+        result = run_audit_lm_eval(base_model, tuned_model, out, budget, false_alarm, given)
+    else:
+        result = run_audit(
+            base_model,
+            tuned_model,
+            suite,
+            target,
+            limit,
+            out,
+            device,
+            dtype,
+            batch_tokens,
+            no_cache,
+            base,
+            budget,
+            false_alarm,
+        )
+    raise typer.Exit(gate(result, fail_on))
 
 
 @app.command("repair")

@@ -72,9 +72,9 @@ def summarize(comparisons: list[Comparison]) -> dict[str, Any]:
 
 
 def describe_change(c: Comparison) -> str:
-    if c.metric == "perplexity":
-        return f"perplexity {c.before:.2f} -> {c.after:.2f} ({c.relative:+.1%})"
-    scale = 100 if c.metric.startswith("acc") or c.metric == "expect_rate" else 1
+    if c.metric.endswith("perplexity") and c.relative is not None:  # lm-eval's word_ and byte_perplexity too
+        return f"{c.metric} {c.before:.2f} -> {c.after:.2f} ({c.relative:+.1%})"
+    scale = 100 if c.metric.startswith("acc") or c.metric in ("expect_rate", "exact_match") else 1
     d = 1 if scale == 100 else 3  # points to a tenth; other scores (a Spearman rho) to three decimals
     interval = f" [{c.low * scale:+.{d}f}, {c.high * scale:+.{d}f}]" if c.low is not None else ""
     unit = " points" if scale == 100 else ""
@@ -83,7 +83,13 @@ def describe_change(c: Comparison) -> str:
 
 def build_audit(probes: list[Probe], base_eval: dict[str, Any], tuned_eval: dict[str, Any]) -> dict[str, Any]:
     """The audit document: both evals, every paired comparison, and the summary."""
-    comparisons = compare_evals(probes, base_eval, tuned_eval)
+    return audit_document(compare_evals(probes, base_eval, tuned_eval), base_eval, tuned_eval)
+
+
+def audit_document(
+    comparisons: list[Comparison], base_eval: dict[str, Any], tuned_eval: dict[str, Any]
+) -> dict[str, Any]:
+    """The audit document of comparisons made already (by probes, or from lm-eval's samples)."""
     return {
         "schema": AUDIT_SCHEMA,
         "forgetless_version": __version__,
