@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from forgetless.evaluation.results import BudgetCheck, budget_state
-from forgetless.report.rows import AUDIT_HEADER, EVAL_HEADER, audit_rows, eval_rows
+from forgetless.report.rows import AUDIT_HEADER, EVAL_HEADER, audit_rows, eval_rows, scored_lines
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -25,6 +25,7 @@ def eval_markdown(result: dict[str, Any]) -> str:
             "",
             table(EVAL_HEADER, eval_rows(result)),
             "",
+            *scored_lines(result),
             "Accuracy intervals are normal approximations with lm-evaluation-harness's standard error; "
             "perplexity intervals are bootstrap percentiles over documents.",
             "",
@@ -47,6 +48,7 @@ def audit_markdown(result: dict[str, Any]) -> str:
             "",
             table(AUDIT_HEADER, audit_rows(result)),
             "",
+            *scored_lines(result["base"]),
             *_budget_lines(result.get("guard")),
             *canaries,
         ]

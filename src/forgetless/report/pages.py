@@ -48,6 +48,7 @@ def eval_page(result: dict[str, Any]) -> str:
         Section(
             "Details",
             s.model_details({"Model": model})
+            + s.scored_list(result)
             + s.keyvalues(
                 [
                     ("suite", f"{result['suite']['name']} ({result['suite']['path']})"),
@@ -63,15 +64,17 @@ def eval_page(result: dict[str, Any]) -> str:
 
 
 def _audit_details(audit: dict[str, Any]) -> Any:
-    return s.model_details(
-        {"Base model": audit["base"]["model"], "Tuned model": audit["tuned"]["model"]}
-    ) + s.keyvalues(
-        [
-            ("suite", f"{audit['suite']['name']} ({audit['suite']['path']})"),
-            ("base evaluation", s.seconds(audit["base"].get("seconds"))),
-            ("tuned evaluation", s.seconds(audit["tuned"].get("seconds"))),
-            ("forgetless", audit.get("forgetless_version")),
-        ]
+    return (
+        s.model_details({"Base model": audit["base"]["model"], "Tuned model": audit["tuned"]["model"]})
+        + s.scored_list(audit["base"])
+        + s.keyvalues(
+            [
+                ("suite", f"{audit['suite']['name']} ({audit['suite']['path']})"),
+                ("base evaluation", s.seconds(audit["base"].get("seconds"))),
+                ("tuned evaluation", s.seconds(audit["tuned"].get("seconds"))),
+                ("forgetless", audit.get("forgetless_version")),
+            ]
+        )
     )
 
 

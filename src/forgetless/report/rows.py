@@ -28,6 +28,17 @@ def eval_rows(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def scored_items(evaluation: dict[str, Any]) -> list[tuple[str, str]]:
+    """(probe, what it scored) for the probes that say it, e.g. ("arc_easy", "lm-eval arc_easy test, 300 of 2376")."""
+    return [(p["name"], p["scored"]) for p in evaluation["probes"] if p.get("scored")]
+
+
+def scored_lines(evaluation: dict[str, Any]) -> list[str]:
+    """Markdown lines naming what each probe scored (none when no probe says it)."""
+    items = scored_items(evaluation)
+    return ["What each probe scored:", "", *[f"- {name}: {what}" for name, what in items], ""] if items else []
+
+
 EVAL_HEADER = ["probe", "metric", "value", "95% interval", "direction", "items", "seconds"]
 AUDIT_HEADER = ["probe", "metric", "before", "after", "delta", "95% interval of delta", "p", "verdict"]
 

@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from forgetless.report.diff import side_by_side
 from forgetless.report.html import parts
-from forgetless.report.rows import EVAL_HEADER, eval_rows
+from forgetless.report.rows import EVAL_HEADER, eval_rows, scored_items
 from forgetless.report.units import fmt_change, fmt_interval, fmt_value
 from forgetless.report.verdict import check_cell
 
@@ -134,6 +134,12 @@ def model_details(models: dict[str, dict[str, Any]]) -> Markup:
         items = [(key, "" if value is None else str(value)) for key, value in described.items()]
         out.append(Markup("<h3>{}</h3>").format(label) + parts().keyvalues(items))
     return Markup("").join(out)
+
+
+def scored_list(evaluation: dict[str, Any]) -> Markup:
+    """What each probe scored (task, split, items), for the probes that say it."""
+    items = scored_items(evaluation)
+    return Markup("<h3>What each probe scored</h3>") + keyvalues(items) if items else Markup("")
 
 
 def keyvalues(items: list[tuple[str, Any]]) -> Markup:
