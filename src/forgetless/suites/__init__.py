@@ -1,7 +1,12 @@
-"""Probe suites: YAML files listing probes. Built-in suites live beside this file."""
+"""Probe suites: YAML files listing probes. Built-in suites live beside this file.
+
+`lm-eval:arc_easy,hellaswag,piqa` is a suite too: one `lm_eval` probe per lm-evaluation-harness task
+name (or task YAML path), each named after its task.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +20,7 @@ from forgetless.registry import unknown_key_hint, unknown_name_error
 
 BUILTIN_DIR = Path(__file__).parent
 SUITE_KEYS = {"name", "description", "probes"}
+LM_EVAL_PREFIX = "lm-eval:"
 
 
 @dataclass
@@ -82,14 +88,39 @@ def parse_probes(entries: Any, where: str, base_dir: Path | None) -> list[Probe]
         if config.name in seen:
             problems.append(f"{label}.name: '{config.name}' is used twice; probe names must be unique")
         seen.add(config.name)
-        probes.append(cls(config, base_dir))
+        try:  # a kind may check more once it knows the suite's folder (lm_eval: the task exists)
+            probes.append(cls(config, base_dir))
+        except ForgetlessError as error:
+            problems.append(f"{label}: {error}")
     if problems:
         raise ConfigError(where, problems)
     return probes
 
 
+def lm_eval_entries(spec: str) -> list[dict[str, Any]]:
+    """`lm-eval:arc_easy,hellaswag` -> one `lm_eval` probe entry per task name or task YAML path."""
+    tasks = [t.strip() for t in spec.removeprefix(LM_EVAL_PREFIX).split(",") if t.strip()]
+    if not tasks:
+        raise ForgetlessError(f"suite '{spec}' names no lm-eval task", "write e.g. `lm-eval:arc_easy,hellaswag,piqa`")
+    names = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in tasks]
+    return [
+        {"name": re.sub(r"[^A-Za-z0-9_.-]", "_", n), "kind": "lm_eval", "task": t}
+        for n, t in zip(names, tasks, strict=True)
+    ]
+
+
+def _limited(entries: Any, limit: int | None) -> Any:
+    if limit is None or not isinstance(entries, list):
+        return entries
+    return [{**e, "limit": min(limit, e.get("limit") or limit)} if isinstance(e, dict) else e for e in entries]
+
+
 def load_suite(spec: str, limit: int | None = None) -> Suite:
-    """Load a built-in suite by name or a suite YAML file. `limit` caps every probe's item count."""
+    """Load a built-in suite by name, a suite YAML file, or `lm-eval:TASK,...`. `limit` caps every probe's
+    item count."""
+    if spec.startswith(LM_EVAL_PREFIX):
+        probes = parse_probes(_limited(lm_eval_entries(spec), limit), spec, Path.cwd())
+        return Suite(spec, "lm-evaluation-harness tasks scored by forgetless", probes, Path(spec))
     path = _suite_path(spec)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -100,8 +131,5 @@ def load_suite(spec: str, limit: int | None = None) -> Suite:
     unknown = sorted(set(data) - SUITE_KEYS)
     if unknown:
         raise ConfigError(str(path), [f"unknown key(s) {unknown}; a suite has only {sorted(SUITE_KEYS)}"])
-    entries = data.get("probes")
-    if limit is not None and isinstance(entries, list):
-        entries = [{**e, "limit": min(limit, e.get("limit") or limit)} if isinstance(e, dict) else e for e in entries]
-    probes = parse_probes(entries, str(path), path.parent)
+    probes = parse_probes(_limited(data.get("probes"), limit), str(path), path.parent)
     return Suite(data.get("name", path.stem), data.get("description", ""), probes, path)
