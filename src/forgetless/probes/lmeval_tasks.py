@@ -33,6 +33,7 @@ from forgetless.errors import ForgetlessError
 INSTALL = 'pip install "forgetless[lm-eval]"'
 SUPPORTED = ("multiple_choice", "loglikelihood", "loglikelihood_rolling")
 # lm-eval's default metrics per output type (lm_eval.api.registry.DEFAULT_METRIC_REGISTRY, 0.4.13)
+GROUPS = {"GROUP": "group", "TAG": "tag"}  # lm-eval's index kinds that stand for several tasks
 DEFAULT_METRICS = {
     "loglikelihood": ["perplexity", "acc"],
     "loglikelihood_rolling": ["word_perplexity", "byte_perplexity", "bits_per_byte"],
@@ -155,19 +156,39 @@ def plan_task(spec: str, include_path: list[str], base_dir: Path | None) -> Task
         if not path.is_file():
             raise ForgetlessError(f"lm-eval task file '{path}' does not exist", "check the path of `task`")
         cfg, functions = read_yaml(path)
-        is_group = "group" in cfg
-        tm = manager(paths, True) if is_group else None
-        plan = TaskPlan(
-            spec, str(cfg.get("group") or cfg.get("task")), "group" if is_group else "task", str(path), paths, is_group
-        )
-        _add_leaves(plan, tm, cfg, {}, set())
+        if "group" not in cfg:
+            plan = TaskPlan(spec, str(cfg.get("task")), "task", str(path), paths, False)
+            _add_leaves(plan, None, cfg, {}, set())
+        else:  # its tasks are found beside it or in include_path, else among lm-eval's own
+            local = (str(path.parent), *paths)
+            plan = _grouped(lambda full: TaskPlan(spec, str(cfg["group"]), "group", str(path), local, full), cfg)
         _add_code(plan, functions)
         return _finish(plan)
-    tm, entry, defaults = _lookup(spec, paths)
-    kind = {"GROUP": "group", "TAG": "tag"}.get(entry.kind.name, "task")
-    plan = TaskPlan(spec, spec, kind, spec, paths, defaults)
+    if paths and (entry := manager(paths, False).task_index.get(spec)) is not None and entry.kind.name in GROUPS:
+        kind = GROUPS[entry.kind.name]
+        return _finish(_grouped(lambda full: TaskPlan(spec, spec, kind, spec, paths, full), spec))
+    tm, entry, indexed, defaults = _lookup(spec, paths)
+    plan = TaskPlan(spec, spec, GROUPS.get(entry.kind.name, "task"), spec, indexed, defaults)
     _walk(plan, tm, spec, {}, set())
     return _finish(plan)
+
+
+def _grouped(make: Any, start: str | dict[str, Any]) -> TaskPlan:
+    """A group's or tag's plan, its tasks found in include_path alone when they all are there (no 15 s index)."""
+    for full in (False, True):
+        plan: TaskPlan = make(full)
+        tm = manager(plan.include_path, full)
+        try:
+            if isinstance(start, str):
+                _walk(plan, tm, start, {}, set())
+            else:
+                _add_leaves(plan, tm, start, {}, set())
+        except ForgetlessError:
+            if full:
+                raise
+            continue
+        return plan
+    raise AssertionError("the full index either finds the tasks or raises")
 
 
 def _absolute(path: str, base: Path) -> Path:
@@ -175,27 +196,29 @@ def _absolute(path: str, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def _lookup(name: str, paths: tuple[str, ...]) -> tuple[Any, Any, bool]:
-    """The TaskManager that knows `name` at the least indexing cost, its entry, and whether it is the full index."""
+def _lookup(name: str, paths: tuple[str, ...]) -> tuple[Any, Any, tuple[str, ...], bool]:
+    """The TaskManager that knows `name` at the least indexing cost, its entry, the folders it indexed and
+    whether it indexed lm-eval's own tasks too."""
     if paths:
         user = manager(paths, False)
         entry = user.task_index.get(name)
         if entry is not None:
-            return (user, entry, False) if entry.kind.name in ("TASK", "PY_TASK") else _full(name, paths)
+            return user, entry, paths, False
     for candidate in sorted(builtin_dir().rglob(f"{name}.yaml")):
         try:
             cfg, _ = read_yaml(candidate)
         except ForgetlessError:
             continue
         if cfg.get("task") == name and "group" not in cfg and "class" not in cfg:
-            tm = manager((str(candidate.parent), *paths), False)
+            folders = (str(candidate.parent), *paths)
+            tm = manager(folders, False)
             entry = tm.task_index.get(name)
             if entry is not None and entry.kind.name == "TASK":
-                return tm, entry, False
+                return tm, entry, folders, False
     return _full(name, paths)
 
 
-def _full(name: str, paths: tuple[str, ...]) -> tuple[Any, Any, bool]:
+def _full(name: str, paths: tuple[str, ...]) -> tuple[Any, Any, tuple[str, ...], bool]:
     tm = manager(paths, True)
     entry = tm.task_index.get(name)
     if entry is None:
@@ -205,7 +228,7 @@ def _full(name: str, paths: tuple[str, ...]) -> tuple[Any, Any, bool]:
             f"unknown lm-eval task, group or tag '{name}'",
             f"{hint}`lm_eval ls tasks` lists the names; for your own task give its YAML path or `include_path`",
         )
-    return tm, entry, True
+    return tm, entry, paths, True
 
 
 def _walk(plan: TaskPlan, tm: Any, name: str, overrides: dict[str, Any], seen: set[str]) -> None:
