@@ -44,6 +44,7 @@ class TaskSamples:
     docs: dict[int, dict[str, Any]]
     higher_is_better: dict[str, bool]
     path: Path
+    scored: str = ""  # for reports: "lm-eval arc_easy test, 300 of 2376"
 
 
 @dataclass
@@ -69,7 +70,8 @@ def read_run(folder: str | Path, side: str) -> SamplesRun:
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)  # budget names: `[A-Za-z0-9_.-]+`
             output_type = results.get("configs", {}).get(task, {}).get("output_type") or _infer_type(docs)
             better = results.get("higher_is_better", {}).get(task, {})
-            tasks[name] = TaskSamples(name, task, filter_name, output_type, docs, dict(better), path)
+            scored = _scored(task, filter_name, len(docs), results)
+            tasks[name] = TaskSamples(name, task, filter_name, output_type, docs, dict(better), path, scored)
     newest = _results(where, max(date for _, _, date in files))
     return SamplesRun(where, tasks, _model(newest, where), [p for _, p, _ in files], notes)
 
@@ -151,6 +153,15 @@ def _results(where: Path, date: str) -> dict[str, Any]:
         if isinstance(data, dict) and "results" in data:
             return data
     return {}
+
+
+def _scored(task: str, filter_name: str, n: int, results: dict[str, Any]) -> str:
+    """What the task scored, as reports name it: 'lm-eval arc_easy test, 300 of 2376' (split and size when known)."""
+    config = results.get("configs", {}).get(task, {})
+    split = config.get("test_split") or config.get("validation_split")  # lm-eval scores test when it has one
+    total = results.get("n-samples", {}).get(task, {}).get("original")
+    text = f"lm-eval {task}" + (f" {split}" if split else "") + (f", {n} of {total}" if total else f", {n} docs")
+    return text + (f" (filter {filter_name})" if filter_name != "none" else "")
 
 
 def _infer_type(docs: dict[int, dict[str, Any]]) -> str:

@@ -79,6 +79,7 @@ def task_result(samples: TaskSamples, ids: list[int], metrics: list[str]) -> Pro
         0.0,  # lm-eval logs no time per task
         items,
         items_key=hashlib.blake2b(identity.encode(), digest_size=16).hexdigest(),
+        scored=samples.scored,
     )
 
 
