@@ -110,7 +110,8 @@ def compare_results(before: ProbeResult, after: ProbeResult) -> tuple[list[Compa
             unit = ROLLING.get(metric)
             counts = before.items[unit] if unit else [1.0] * before.n_items
             d = paired_perplexity_delta(before.items["nll"], after.items["nll"], counts)
-            note = f"{UNITS_NOTE[metric]}; degradation {d.relative:+.1%}"
+            ci = f" (95% CI {d.low / d.before:+.1%} to {d.high / d.before:+.1%})" if d.n > 1 else ""
+            note = f"{UNITS_NOTE[metric]}; degradation {d.relative:+.1%}{ci}"
             out.append(Comparison.paired(before, metric, score.higher_is_better, d, note))
         else:
             d = paired_accuracy_delta(before.items[metric], after.items[metric])
