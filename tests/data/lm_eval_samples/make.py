@@ -115,7 +115,10 @@ def write_data(folder: Path) -> None:
 
 
 def run(model: str, out: str) -> None:
-    import lm_eval
+    try:
+        import lm_eval
+    except ImportError:
+        sys.exit("make.py runs lm-eval itself: pip install 'forgetless[lm-eval]' (lm-eval==0.4.13)")
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
