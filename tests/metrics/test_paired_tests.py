@@ -17,6 +17,7 @@ from forgetless.metrics import (
     paired_perplexity_delta,
     paired_test_from_dict,
 )
+from forgetless.metrics.paired_tests import wilson_interval
 
 
 def test_tango_worked_example() -> None:
@@ -121,3 +122,11 @@ def test_perplexity_interval_covers_at_30_documents() -> None:
         d = paired_perplexity_delta(before, np.abs(after), tokens)
         hits += d.low / d.before <= math.expm1(0.05) <= d.high / d.before
     assert 0.925 <= hits / 2000 <= 0.975
+
+
+@pytest.mark.parametrize("n", [1, 7, 30, 200])
+@pytest.mark.parametrize("level", [0.9, 0.95, 0.9999])
+def test_wilson_interval_equals_scipys(n: int, level: float) -> None:
+    for k in range(n + 1):
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+        assert wilson_interval(k, n, level) == pytest.approx((ci.low, ci.high), abs=1e-12)

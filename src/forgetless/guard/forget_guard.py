@@ -51,6 +51,8 @@ class ForgetGuard(TrainerCallback):
         overhead: the share of training time the auto cadence allows for checks.
         false_alarm: the chance that a run whose probes stay within their limits is stopped or rolled back,
             over all its checks and probes (default 0.05; see `forgetless.guard.watch`).
+        sequential: score each check before the last in parts and stop once every budgeted probe is within
+            its limit (see `forgetless.guard.sequential`); False scores every item at every check.
         max_length: truncate probe texts to this many tokens (None: the probes' own settings).
         trainer: the Trainer, when it is at hand; otherwise it is found on the first event.
         cache: the result cache (default: $FORGETLESS_CACHE or ~/.cache/forgetless).
@@ -70,6 +72,7 @@ class ForgetGuard(TrainerCallback):
         *,
         overhead: float = 0.10,
         false_alarm: float = 0.05,
+        sequential: bool = True,
         max_length: int | None = None,
         trainer: Any = None,
         cache: ResultCache | None = None,
@@ -94,7 +97,7 @@ class ForgetGuard(TrainerCallback):
         if problems:
             raise ConfigError("ForgetGuard(...)", problems)
         self.policy, self.every, self.overhead, self.max_length = policy, every, overhead, max_length
-        self.false_alarm = false_alarm
+        self.false_alarm, self.sequential = false_alarm, sequential
         self.cache = cache or ResultCache()
         self.trainer = trainer
         self.watch: Watch | None = None  # built at each on_train_begin, when output_dir and the model are known
@@ -143,6 +146,7 @@ class ForgetGuard(TrainerCallback):
             target=self.target,
             max_length=self.max_length,
             false_alarm=self.false_alarm,
+            sequential=self.sequential,
         )
         self.watch = Watch(settings, tokenizer, self.cache)  # reads watch.json: a resumed run keeps its history
         self.watch.attach(trainer)

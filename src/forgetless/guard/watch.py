@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,10 @@ from forgetless.distributed import broadcast, is_main_process
 from forgetless.evaluation.audit import compare_evals
 from forgetless.evaluation.evaluate import score_probe
 from forgetless.guard.budget import DEFAULT_ALPHA, Budget, estimates_within, over_budget
+from forgetless.guard.sequential import SequentialCheck, SequentialScorer
 from forgetless.models import LoadedModel
 from forgetless.paths import write_json_atomic
-from forgetless.probes import Probe, ScoreOptions
+from forgetless.probes import Probe, ProbeResult, ScoreOptions
 
 POLICIES = ("warn", "stop", "rollback")
 
@@ -61,6 +63,7 @@ class WatchSettings:
     target: str | None = None  # the probe whose gain picks the rollback point
     max_length: int | None = None
     false_alarm: float = DEFAULT_ALPHA  # the chance a run within budget is stopped or rolled back
+    sequential: bool = True  # score a check in parts, stopping once every budgeted probe is within (guard.sequential)
 
 
 def check_alpha(false_alarm: float, step: int, previous: int, max_steps: int) -> float:
@@ -87,6 +90,7 @@ class Watch(TrainerCallback):
         self.best_path = Path(settings.state_dir) / "best.safetensors"
         self.history: dict[str, Any] = _read(self.state_path) or _empty()
         self._clock: float | None = None
+        self._parts: SequentialScorer | None = None  # built at the first check that can stop early
         self._last_check = 0
         self._steps_timed = 0
 
@@ -153,16 +157,28 @@ class Watch(TrainerCallback):
             return points[-1]["seconds"]
         return sum(p.get("seconds", 0.0) for p in self.settings.baseline["probes"])
 
-    def _score(self, model: Any, label: str) -> dict[str, Any]:
+    def _score(self, model: Any, label: str) -> Callable[[Probe], ProbeResult]:
+        lm = LoadedModel(model, self.tokenizer, label, "training")
+        options = ScoreOptions(max_length=self.settings.max_length)
+        return lambda probe: score_probe(lm, probe, self.cache, options)[0]
+
+    def _measure(self, model: Any, step: int, alpha: float, last: bool) -> SequentialCheck:
+        """Score the watched probes on the weights as they are and judge the budget at `alpha`."""
+        settings = self.settings
         was_training = model.training
         model.eval()
         try:
-            lm = LoadedModel(model, self.tokenizer, label, "training")
-            options = ScoreOptions(max_length=self.settings.max_length)
-            results = [score_probe(lm, probe, self.cache, options)[0] for probe in self.settings.probes]
+            score = self._score(model, f"step {step}")
+            if settings.sequential and settings.budget and not last:  # the last check is the run's verdict: whole
+                if self._parts is None:
+                    self._parts = SequentialScorer(settings.probes, self.tokenizer, settings.baseline)
+                return self._parts.check(score, settings.budget, alpha)
+            current = {"probes": [score(probe).to_dict() for probe in settings.probes]}
         finally:
             model.train(was_training)
-        return {"probes": [r.to_dict() for r in results]}
+        comparisons = compare_evals(settings.probes, settings.baseline, current)
+        checks = settings.budget.check(comparisons, alpha) if settings.budget else []
+        return SequentialCheck(current, comparisons, checks, 1.0, 1)
 
     def _record_start(self, model: Any) -> None:
         """Step 0: the baseline, within budget by definition; its weights are the last-resort rollback."""
@@ -183,17 +199,17 @@ class Watch(TrainerCallback):
     def _check(self, model: Any, step: int, max_steps: int) -> dict[str, Any]:
         start = time.perf_counter()
         last = step >= max_steps
-        current = self._score(model, f"step {step}")
-        comparisons = compare_evals(self.settings.probes, self.settings.baseline, current)
         previous = max((p["step"] for p in self.history["points"] if p["step"] < step), default=0)
         alpha = check_alpha(self.settings.false_alarm, step, previous, max_steps)
-        checks = self.settings.budget.check(comparisons, alpha) if self.settings.budget else []
+        measured = self._measure(model, step, alpha, last)
+        comparisons, checks = measured.comparisons, measured.checks
         over = over_budget(checks)
         target = next((c for c in comparisons if c.probe == self.settings.target), None)
         point = {
             "step": step,
             "last": last,  # the run's final evaluation reuses this check's scores (same weights, cached)
-            "values": _values(current),
+            "values": _values(measured.current),
+            "items_share": measured.share,  # < 1: a sequential check decided on part of the items
             "checks": [c.to_dict() for c in checks],
             "alpha": alpha,  # this check's share of the run's false-alarm rate
             "within": not over,  # no check over: the guard acts only on `over`
@@ -242,6 +258,7 @@ class Watch(TrainerCallback):
             logs["watch/target_change"] = point["target_change"]
         logs["watch/within_budget"] = float(point["within"])
         logs["watch/seconds"] = point["seconds"]
+        logs["watch/items_share"] = point.get("items_share", 1.0)
         control = self.trainer.control
         should_log = control.should_log  # Trainer.log clears it, which would drop this step's loss line
         self.trainer.log(logs)

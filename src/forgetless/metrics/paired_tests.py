@@ -27,7 +27,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 Alternative = Literal["two-sided", "less", "greater"]
 
@@ -189,6 +189,11 @@ def paired_test_from_dict(data: dict[str, Any]) -> PairedTest:
 
 
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson's score interval for a proportion (Wilson 1927), through scipy's binomtest."""
-    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
-    return float(ci.low), float(ci.high)
+    """Wilson's score interval for a proportion (Wilson 1927): the proportions p whose score test
+    |k - n p| / sqrt(n p (1 - p)) is within z. In closed form, because scipy's binomtest (whose
+    `proportion_ci(method="wilson")` it equals, tested) first computes an exact p-value, 3 ms a call."""
+    z = float(special.ndtri(0.5 + level / 2.0))
+    p, z2 = successes / n, z * z
+    center = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, center - half), min(1.0, center + half)
