@@ -153,6 +153,7 @@ def _watch(
         overhead=guard.overhead,
         target=target,
         false_alarm=stage_false_alarm(config),  # the run's rate, shared equally by its stages
+        sequential=guard.sequential,
     )
     return Watch(settings, tok)
 
