@@ -48,7 +48,7 @@ def test_paths_in_the_file_are_read_from_its_folder_whatever_the_cwd(
     result = runner.invoke(app, ["validate", str(project / "run.yaml")])
     assert result.exit_code == 0, result.output
     config, _ = load_run_config(project / "run.yaml")
-    assert config.model == str(project / "model")
+    assert config.model.path == str(project / "model")
     assert config.suite == config.guard.probes == str(project / "probes.yaml")
     assert config.output_dir == tmp_path / "results" / "first"  # `..` folded
     assert config.stages[0].data.source[0].path == "data/new.jsonl"  # read from the config's folder when loaded
@@ -62,7 +62,7 @@ def test_overrides_are_read_from_the_cwd(project: Path, tmp_path: Path, monkeypa
     config, _ = load_run_config(project / "run.yaml", overrides)
     assert config.output_dir == here / "out"
     assert config.stages[0].data.source[0].path == str(here / "mine.jsonl")
-    assert config.model == str(project / "model") and config.suite == "quick"
+    assert config.model.path == str(project / "model") and config.suite == "quick"
 
 
 def test_a_path_written_from_the_cwd_is_named_with_the_rule(

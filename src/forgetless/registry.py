@@ -28,7 +28,11 @@ def unknown_key_hint(model: type[Any], loc: tuple[Any, ...]) -> str:
     if fields is None:
         return ""
     close = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(sorted(fields))}"
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    if len(fields) > 20:  # a pass-through section (PEFT's LoraConfig): too many to list
+        return "; `forgetless ls methods` and `forgetless schema` list the known keys"
+    return f"; known keys: {', '.join(sorted(fields))}"
 
 
 def _fields_at(model: type[Any], path: list[Any]) -> list[str] | None:
@@ -41,7 +45,9 @@ def _fields_at(model: type[Any], path: list[Any]) -> list[str] | None:
         current = _model_in(field.annotation) if field is not None else None
         if current is None:
             return None
-    return list(getattr(current, "model_fields", {})) or None
+    # A model that passes another library's fields through names them in `passthrough_keys()`.
+    extra = current.passthrough_keys() if hasattr(current, "passthrough_keys") else []
+    return [*getattr(current, "model_fields", {}), *extra] or None
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

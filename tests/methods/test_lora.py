@@ -1,4 +1,4 @@
-"""LoRA through PEFT: forgets less than full fine-tuning, never writes the base, checks QLoRA's needs."""
+"""LoRA through PEFT: forgets less than full fine-tuning, never writes the base, takes PEFT's own settings."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 import forgetless.methods.lora  # noqa: F401  (registers the method)
 from forgetless.errors import ForgetlessError
 from forgetless.methods import TrainContext
-from forgetless.methods.lora import LoraConfig, quantization
+from forgetless.methods.lora import LoraConfig
 from tests.methods.forgetting_setup import Outcome, fine_tune_new, make
 
 
@@ -62,41 +62,77 @@ def test_dora_adds_a_trainable_magnitude(tiny_model: Path) -> None:
     assert peft_model.peft_config["default"].r == 4
 
 
-@pytest.mark.parametrize("field,value", [("r", 0), ("r", -2), ("alpha", 0), ("dropout", -0.1), ("dropout", 1.0)])
+@pytest.mark.parametrize(
+    "field,value",
+    [("r", 0), ("r", -2), ("alpha", 0), ("lora_alpha", 0), ("dropout", -0.1), ("lora_dropout", 1.0)],
+)
 def test_bad_numbers_are_rejected_naming_the_field(field: str, value: float) -> None:
+    # `alpha` and `dropout` (forgetless's first names) are PEFT's lora_alpha and lora_dropout; an error names
+    # the key as written.
     with pytest.raises(ValidationError) as caught:
         LoraConfig(**{field: value})
     assert caught.value.errors()[0]["loc"] == (field,)
     assert field in str(caught.value)
 
 
-def test_quantize_without_bitsandbytes_or_gpu_says_what_to_do(
-    monkeypatch: pytest.MonkeyPatch, tiny_model: Path
-) -> None:
-    monkeypatch.setattr(forgetless.methods.lora, "_has_bitsandbytes", lambda: False)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    method = make("lora", quantize="4bit")
+def test_old_names_are_peft_names_and_both_at_once_is_refused() -> None:
+    assert LoraConfig(alpha=32, dropout=0.1).model_dump() == LoraConfig(lora_alpha=32, lora_dropout=0.1).model_dump()
+    assert "alpha" not in LoraConfig(alpha=32).model_dump()  # the resolved config says it PEFT's way
+    with pytest.raises(ValidationError, match="says what lora_alpha says"):
+        LoraConfig(alpha=32, lora_alpha=16)
+
+
+def test_peft_fields_pass_through_to_peft(tiny_model: Path) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    method = make(
+        "lora", lora_alpha=32, target_modules=["q_proj", "v_proj"], use_rslora=True, modules_to_save=["lm_head"]
+    )
+    peft_model = method.prepare_model(model, TrainContext(tokenizer=None))
+    config = peft_model.peft_config["default"]
+    assert (config.lora_alpha, set(config.target_modules), config.use_rslora) == (32, {"q_proj", "v_proj"}, True)
+    assert config.modules_to_save == ["lm_head"]
+    assert any("modules_to_save" in n for n, p in peft_model.named_parameters() if p.requires_grad)
+
+
+def test_unknown_and_owned_peft_keys_are_refused_with_a_suggestion() -> None:
+    with pytest.raises(ValidationError) as caught:
+        LoraConfig(lora_alfa=3, use_rslora=True, task_type="CAUSAL_LM")
+    errors = {e["loc"]: e for e in caught.value.errors()}
+    assert errors[("lora_alfa",)]["type"] == "extra_forbidden"
+    assert "forgetless chooses it from the model" in errors[("task_type",)]["msg"]
+    from forgetless.registry import unknown_key_hint
+
+    assert unknown_key_hint(LoraConfig, ("lora_alfa",)) == "; did you mean 'lora_alpha'?"
+    assert unknown_key_hint(LoraConfig, ("init_lora_weight",)) == "; did you mean 'init_lora_weights'?"
+
+
+def test_peft_checks_the_values_at_validation() -> None:
+    # PEFT's own __post_init__ refuses this combination; forgetless reports it before any model loads.
+    method = make("lora", use_dora=True, lora_bias=True)
     problems = method.validate([])
-    assert len(problems) == 2
-    assert "needs the bitsandbytes package" in problems[0] and "pip install bitsandbytes" in problems[0]
-    assert "needs a CUDA GPU" in problems[1] and "drop `quantize`" in problems[1]
-    model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    with pytest.raises(ForgetlessError, match="bitsandbytes package") as caught:
-        method.prepare_model(model, TrainContext(tokenizer=None))
-    assert "fix: install bitsandbytes" in str(caught.value)
-    assert make("lora").validate([]) == []  # plain LoRA needs neither
+    assert len(problems) == 1 and problems[0].startswith("peft's LoraConfig refuses these settings:")
+    assert "lora_bias=True is not supported for DoRA" in problems[0]
+    assert make("lora", use_rslora=True).validate([]) == []
 
 
-def test_quantize_needs_the_model_loaded_quantized(monkeypatch: pytest.MonkeyPatch, tiny_model: Path) -> None:
-    # With the packages and GPU present, an unquantized base is the remaining mistake.
-    monkeypatch.setattr(forgetless.methods.lora, "_has_bitsandbytes", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+def test_quantize_moved_to_the_model_with_the_exact_replacement() -> None:
+    with pytest.raises(ValidationError) as caught:
+        LoraConfig(quantize="4bit")
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("quantize",)
+    assert "model: {path: ..., quantization: {load_in_4bit: true, bnb_4bit_quant_type: nf4" in error["msg"]
+
+
+def test_a_base_loaded_quantized_is_prepared_for_kbit_training(tiny_model: Path) -> None:
+    # bitsandbytes needs CUDA, so the flag transformers sets on a 4-bit model stands in for the load here:
+    # the method must then run PEFT's preparation (which turns on gradient checkpointing) before the adapters.
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    with pytest.raises(ForgetlessError, match="model was loaded unquantized") as caught:
-        make("lora", quantize="8bit").prepare_model(model, TrainContext(tokenizer=None))
-    assert "quantization('8bit')" in str(caught.value)
-    config = quantization("4bit")
-    assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4"
+    plain = make("lora").prepare_model(model, TrainContext(tokenizer=None))
+    assert not plain.base_model.model.is_gradient_checkpointing
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    model.is_loaded_in_4bit = True
+    peft_model = make("lora").prepare_model(model, TrainContext(tokenizer=None))
+    assert peft_model.base_model.model.is_gradient_checkpointing
 
 
 class Toy(nn.Module):
@@ -114,7 +150,9 @@ def test_lora_on_a_plain_module_adapts_the_named_layers() -> None:
     torch.manual_seed(0)
     model, x = Toy(), torch.randn(5, 8)
     before = model(x).detach()
-    peft_model = make("lora", target_modules=["fc1"], dropout=0.0).prepare_model(model, TrainContext(tokenizer=None))
+    peft_model = make("lora", target_modules=["fc1"], lora_dropout=0.0).prepare_model(
+        model, TrainContext(tokenizer=None)
+    )
     assert {n for n, p in peft_model.named_parameters() if p.requires_grad} == {
         "base_model.model.fc1.lora_A.default.weight",
         "base_model.model.fc1.lora_B.default.weight",

@@ -223,10 +223,26 @@ def compare_command(
 @app.command("ls")
 @friendly
 def ls_command(what: Annotated[str, typer.Argument(help="methods, probes or suites")]) -> None:
-    """List methods, probe kinds, or suites and their probes."""
+    """List methods (with their settings, defaults and help), probe kinds, or suites and their probes."""
+    if what == "methods":
+        from forgetless.cli.listing import list_methods
+
+        return list_methods()
     from forgetless.cli.commands import run_ls
 
     run_ls(what)
+
+
+@app.command("schema")
+@friendly
+def schema_command(
+    kind: Annotated[str, typer.Argument(help="run (a run config) or suite (a suite file)")] = "run",
+    out: Annotated[Path | None, typer.Option(help="Write the JSON Schema here instead of printing it.")] = None,
+) -> None:
+    """JSON Schema of the run config (every method's settings, training.args, probes), for editors."""
+    from forgetless.cli.listing import write_schema
+
+    write_schema(kind, out)
 
 
 ConfigPath = Annotated[Path, typer.Argument(metavar="CONFIG", help="Run config YAML.")]
@@ -323,6 +339,23 @@ def demo_command(
     from forgetless.pipeline.demo import run_demo
 
     run_demo(quick=quick, out=out, methods=[m.strip() for m in methods.split(",") if m.strip()], seed=seed)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from forgetless import __version__
+
+        typer.echo(f"forgetless {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Fine-tune language models without losing what they know."""
 
 
 def quiet_libraries() -> None:

@@ -1,7 +1,8 @@
 """Where a relative path in a config points: one rule for every path.
 
 A path written in the config file is relative to the file's folder, wherever `forgetless` is run from:
-`model`, `suite`, `output_dir`, `guard.probes` and data sources alike (a config and its data travel
+`model` (or `model.path`), `suite`, `output_dir`, `guard.probes`, the file and folder fields of
+`training.args` (`logging_dir`, `deepspeed`, `fsdp_config`) and data sources alike (a config and its data travel
 together). A path given on the command line as `key=value` is relative to the working directory, as
 every other command-line path is. Names are not paths: a built-in model or suite keeps its name, and
 a hub id (`org/model`) that is no folder beside the config stays a hub id.
@@ -18,7 +19,18 @@ from pathlib import Path
 from typing import Any
 
 # Top-level keys holding a path (or a name), and what kind: "model" and "suite" values may be names.
-PATH_KEYS = {"model": "model", "suite": "suite", "output_dir": "path", "guard.probes": "suite"}
+PATH_KEYS = {
+    "model": "model",
+    "model.path": "model",
+    "suite": "suite",
+    "output_dir": "path",
+    "guard.probes": "suite",
+    # Hugging Face fields of `training.args` that name a file or folder (a deepspeed or fsdp config may
+    # also be a mapping, which stays as written).
+    "training.args.logging_dir": "path",
+    "training.args.deepspeed": "path",
+    "training.args.fsdp_config": "path",
+}
 # A data source given on the command line: `stages.0.data.source`, `keep.source.1`, `task.source.0.path`.
 _SOURCE_KEY = re.compile(r"^(stages\.\d+\.data|keep|task)\.source(\.\d+)?(\.path)?$")
 

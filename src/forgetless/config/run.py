@@ -14,7 +14,10 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forgetless.config.data_check import run_data_problems
+from forgetless.config.hints import misplaced_hint
 from forgetless.config.locations import misplaced, resolve_file_paths, resolve_override
+from forgetless.config.model import ModelConfig, ModelSpec, model_problems
+from forgetless.config.training_args import check_training, drop_twin
 from forgetless.data.sources import Source
 from forgetless.errors import ConfigError, ForgetlessError
 from forgetless.methods import METHODS
@@ -46,12 +49,15 @@ class DataConfig(Strict):
 
 
 class TrainingConfig(Strict):
+    """forgetless's training settings; `args` passes any transformers.TrainingArguments field through
+    (`config.training_args`: a setting may be written either way, `steps` or `args.max_steps`, not both)."""
+
     steps: int = Field(default=60, gt=0)
     learning_rate: float = Field(default=1e-4, gt=0)
     batch_size: int = Field(default=8, gt=0)
     gradient_accumulation: int = Field(default=1, gt=0)
     max_length: int = Field(default=256, gt=1)
-    warmup_steps: int = Field(default=0, ge=0)
+    warmup_steps: int | float = Field(default=0, ge=0, description="steps, or a fraction of the steps below 1")
     weight_decay: float = Field(default=0.0, ge=0)
     save_steps: int = Field(default=50, gt=0, description="checkpoint cadence; a killed run resumes from the last one")
     seed: int = 0
@@ -59,6 +65,14 @@ class TrainingConfig(Strict):
     report_to: list[str] = Field(
         default_factory=list, description="Trainer integrations to log to: tensorboard, wandb, mlflow ..."
     )
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="any transformers.TrainingArguments field, over forgetless's choices"
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _hugging_face(cls, data: Any, handler: Any) -> TrainingConfig:
+        return check_training(cls, data, handler)
 
 
 class StageConfig(Strict):
@@ -117,7 +131,7 @@ class DiagnosticsConfig(Strict):
 
 
 class RunConfig(Strict):
-    model: str = "smollm2-135m"
+    model: ModelSpec = Field(default_factory=lambda: ModelConfig(path="smollm2-135m"))
     output_dir: Path | None = None
     suite: str = "quick"
     keep: DataConfig | None = None
@@ -141,7 +155,9 @@ def _format(error: ValidationError, prefix: str = "", model: type[BaseModel] | N
     for e in error.errors():
         loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
         value = "" if e["type"] == "missing" else f" (got {e.get('input')!r:.60})"
-        hint = unknown_key_hint(model, e["loc"]) if model and e["type"] == "extra_forbidden" else ""
+        hint = ""
+        if model and e["type"] == "extra_forbidden":  # a Hugging Face name in the wrong place, or a typo
+            hint = misplaced_hint(e["loc"]) or unknown_key_hint(model, e["loc"])
         out.append(f"{loc or 'config'}: {e['msg']}{value}{hint}")
     return out
 
@@ -193,6 +209,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         node[int(last)] = value
     else:
         node[last] = value
+    drop_twin(data, key)  # `training.steps=20` wins over the file's `training.args.max_steps`
 
 
 def read_config(path: Path, overrides: list[str] | None, keys: str) -> dict[str, Any]:
@@ -232,6 +249,7 @@ def load_run_config(path: Path, overrides: list[str] | None = None) -> tuple[Run
     config, methods, problems = validate_with_methods(RunConfig, data)
     problems.extend(check_references(data, path.parent) + misplaced(data, path.parent))
     problems.extend(run_data_problems(data, path.parent))  # empty data, a field the templates name but records lack
+    problems.extend(model_problems(data))  # quantization: bitsandbytes, CUDA, an adapter to train
     stages = data.get("stages")
     if any(m.config.name == "lora" for m in methods) and isinstance(stages, list) and len(stages) > 1:
         problems.append(

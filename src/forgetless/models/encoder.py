@@ -85,9 +85,10 @@ def load_encoder(spec: str, *, num_labels: int | None = None, device: str = "aut
     """
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-    from forgetless.models.loading import LoadedModel, _resolve_dtype, resolve_device
+    from forgetless.models.load_options import resolve_dtype
+    from forgetless.models.loading import LoadedModel, resolve_device
 
-    torch_dtype, target = _resolve_dtype(dtype), resolve_device(device)
+    torch_dtype, target = resolve_dtype(dtype), resolve_device(device)
     location, source, details = _folder(spec)
     try:
         config = AutoConfig.from_pretrained(location)

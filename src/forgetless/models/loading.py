@@ -15,6 +15,13 @@ from safetensors import SafetensorError
 from forgetless.errors import ForgetlessError
 from forgetless.models.checks import NO_REMOTE_CODE, check_model_folder, check_weight_files, read_config_json
 from forgetless.models.default import BUILTIN_NAMES, default_model_folder
+from forgetless.models.load_options import (
+    QUANTIZE_FIX,
+    from_pretrained_kwargs,
+    quantization_problems,
+    quantized_bits,
+    resolve_dtype,
+)
 
 OFFLINE_HINT = (
     "check the name; hub ids need a network connection. Offline, pass a local folder, a .gguf file, "
@@ -52,13 +59,6 @@ class LoadedModel:
         return {"spec": self.spec, "source": self.source, "fingerprint": self.fingerprint, **self.details}
 
 
-def _resolve_dtype(dtype: str) -> torch.dtype:
-    options = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in options:
-        raise ForgetlessError(f"unknown dtype '{dtype}'", f"use one of: {', '.join(options)}")
-    return options[dtype]
-
-
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -71,30 +71,44 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or Path(spec).exists()
 
 
-def _from_pretrained(location: str | Path, dtype: torch.dtype, **kwargs: Any) -> tuple[Any, Any]:
+def _from_pretrained(
+    location: str | Path, dtype: torch.dtype | str, load: dict[str, Any] | None = None, **kwargs: Any
+) -> tuple[Any, Any]:
+    """Tokenizer and model at `location`; `load` holds the model's own keywords (quantization, placement...)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
+    load = load or {}
+    remote = {"trust_remote_code": True} if load.get("trust_remote_code") else {}
+    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs, **remote)
+    model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs, **load)
     return model, tokenizer
 
 
-def _load_weights(spec: str, dtype: torch.dtype, base: str | None) -> tuple[Any, Any, str, dict]:
+def _load_weights(
+    spec: str, dtype: torch.dtype | str, base: str | None, load: dict[str, Any] | None = None
+) -> tuple[Any, Any, str, dict]:
+    load = load or {}
     if spec in BUILTIN_NAMES:
-        model, tok = _from_pretrained(default_model_folder(), dtype)
+        model, tok = _from_pretrained(default_model_folder(), dtype, load)
         return model, tok, "builtin", {"name": "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized)"}
     if _looks_like_path(spec):
         path = Path(spec).expanduser()
         if not path.exists():
             raise ForgetlessError(f"model path '{spec}' does not exist", "check the path, or pass a hub id")
         if path.is_file():
+            if "quantization_config" in load:
+                raise ForgetlessError(
+                    f"'{spec}' is a GGUF file, which transformers dequantizes as it loads; bitsandbytes cannot "
+                    "quantize it again in the same load",
+                    "point model.path at a safetensors folder (or hub id) of the model, or drop model.quantization",
+                )
             if path.suffix != ".gguf":
                 raise ForgetlessError(
                     f"model file '{spec}' is not a .gguf file",
                     "pass a model folder (with config.json), a .gguf file or an adapter folder",
                 )
             try:
-                model, tok = _from_pretrained(path.parent, dtype, gguf_file=path.name)
+                model, tok = _from_pretrained(path.parent, dtype, load, gguf_file=path.name)
             except Exception as error:  # the GGUF reader raises many types; all mean "cannot read"
                 raise ForgetlessError(
                     f"transformers could not read the GGUF file '{spec}': {error}",
@@ -104,15 +118,18 @@ def _load_weights(spec: str, dtype: torch.dtype, base: str | None) -> tuple[Any,
             model.hf_quantizer = None  # weights are dequantized; let the model be saved later
             return model, tok, "gguf", {}
         if (path / "adapter_config.json").is_file():
-            return _load_adapter(path, dtype, base)
+            return _load_adapter(path, dtype, base, load)
         if not (path / "config.json").is_file():
             raise ForgetlessError(
                 f"folder '{spec}' has neither config.json (a model) nor adapter_config.json (a PEFT adapter)",
                 "point --model at a folder written by save_pretrained",
             )
-        check_model_folder(path)  # a truncated file or custom code: one clear error, not the loader's traceback
+        if load.get("trust_remote_code"):
+            check_weight_files(path)  # the user allowed the folder's own code: only truncated files are refused
+        else:
+            check_model_folder(path)  # a truncated file or custom code: one clear error, not the loader's traceback
         try:
-            model, tok = _from_pretrained(path, dtype)
+            model, tok = _from_pretrained(path, dtype, load)
         except (OSError, ValueError, SafetensorError) as error:
             raise ForgetlessError(
                 f"transformers could not load the model folder '{spec}': {error}",
@@ -120,7 +137,7 @@ def _load_weights(spec: str, dtype: torch.dtype, base: str | None) -> tuple[Any,
             ) from error
         return model, tok, "folder", {}
     try:
-        model, tok = _from_pretrained(spec, dtype)
+        model, tok = _from_pretrained(spec, dtype, load)
     except OSError as error:
         raise ForgetlessError(
             f"could not load model '{spec}' from the Hugging Face hub: {error}", OFFLINE_HINT
@@ -132,7 +149,9 @@ def _load_weights(spec: str, dtype: torch.dtype, base: str | None) -> tuple[Any,
     return model, tok, "hub", {}
 
 
-def _load_adapter(path: Path, dtype: torch.dtype, base: str | None) -> tuple[Any, Any, str, dict]:
+def _load_adapter(
+    path: Path, dtype: torch.dtype | str, base: str | None, load: dict[str, Any]
+) -> tuple[Any, Any, str, dict]:
     from peft import PeftModel
 
     check_weight_files(path)
@@ -140,7 +159,7 @@ def _load_adapter(path: Path, dtype: torch.dtype, base: str | None) -> tuple[Any
     base_spec = base or config.get("base_model_name_or_path")
     if not base_spec:
         raise ForgetlessError(f"adapter '{path}' does not name its base model", "pass the base with --base MODEL")
-    base_model, tok, _, _ = _load_weights(base_spec, dtype, None)
+    base_model, tok, _, _ = _load_weights(base_spec, dtype, None, load)
     if (path / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer
 
@@ -149,27 +168,53 @@ def _load_adapter(path: Path, dtype: torch.dtype, base: str | None) -> tuple[Any
     return model, tok, "adapter", {"base": base_spec}
 
 
-def load_model(spec: str, *, device: str = "auto", dtype: str = "float32", base: str | None = None) -> LoadedModel:
+def load_model(
+    spec: str,
+    *,
+    device: str = "auto",
+    dtype: str = "float32",
+    base: str | None = None,
+    attn_implementation: str | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    trust_remote_code: bool = False,
+    quantization: dict[str, Any] | None = None,
+) -> LoadedModel:
     """Load a causal LM for evaluation (an encoder, through `models.encoder`, when `spec` names one).
 
     Args:
         spec: built-in name (`smollm2-135m`, or the encoder `minilm`), local folder, `.gguf` file, PEFT adapter
             folder, or hub id.
         device: `auto`, `cpu`, `cuda`, `cuda:1`...
-        dtype: `float32`, `bfloat16` or `float16`.
+        dtype: `float32`, `bfloat16`, `float16` (or `fp32`, `bf16`, `fp16`), or `auto` (the checkpoint's own).
         base: base model for an adapter whose config does not name a loadable one.
+        attn_implementation: transformers' attention kernel (`eager`, `sdpa`, `flash_attention_2`...).
+        device_map: transformers' placement (`auto`, or {module: device}); the model is then not moved to `device`.
+        trust_remote_code: run the Python code a model folder or hub repository ships (off: such a model is
+            refused with the reason). Recorded in the results.
+        quantization: BitsAndBytesConfig fields (`load_in_4bit`, `bnb_4bit_quant_type`...): load the weights
+            quantized (QLoRA's base). Needs bitsandbytes and a CUDA GPU, checked before anything loads.
     """
     from forgetless.models.encoder import is_encoder, load_encoder
 
+    if problems := quantization_problems(quantization, device):
+        raise ForgetlessError("; ".join(problems), QUANTIZE_FIX)
+    torch_dtype = resolve_dtype(dtype)
     if is_encoder(spec):  # BERT-like encoders score encoder probes (linear probes, embeddings)
-        return load_encoder(spec, device=device, dtype=dtype)
-    torch_dtype = _resolve_dtype(dtype)
+        return load_encoder(spec, device=device, dtype=str(torch_dtype).removeprefix("torch."))
     target = resolve_device(device)
-    model, tokenizer, source, details = _load_weights(spec, torch_dtype, base)
-    model.to(target).eval()
+    load = from_pretrained_kwargs(attn_implementation, device_map, trust_remote_code, quantization, target)
+    model, tokenizer, source, details = _load_weights(spec, torch_dtype, base, load)
+    if "device_map" not in load:  # placed by the loader otherwise (a quantized model cannot move)
+        model.to(target)
+    model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # generation batches need a pad token
-    return LoadedModel(model, tokenizer, spec, source, {"dtype": dtype, **details})
+    options = {"trust_remote_code": trust_remote_code}
+    options |= {"attn_implementation": attn_implementation} if attn_implementation else {}
+    options |= {"device_map": device_map} if device_map is not None else {}
+    options |= {"quantization": {**quantization, "bits": quantized_bits(model)}} if quantization else {}
+    loaded_dtype = str(getattr(model, "dtype", torch_dtype)).removeprefix("torch.")
+    return LoadedModel(model, tokenizer, spec, source, {"dtype": loaded_dtype, **options, **details})
 
 
 def from_memory(model: Any, tokenizer: Any, spec: str | None = None) -> LoadedModel:

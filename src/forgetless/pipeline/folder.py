@@ -26,11 +26,16 @@ from forgetless.paths import write_json_atomic
 RUN_STATE = "run.json"
 RUN_STATE_SCHEMA = "forgetless.run-state/1"
 # Settings that do not change what is trained: the folder may move, the run may resume on another
-# device, and logging integrations can change.
-IGNORED = ("output_dir", "device", "training.report_to")
+# device, and logging integrations (and where they write or push) can change.
+IGNORED = (
+    "output_dir",
+    "device",
+    "training.report_to",
+    *(f"training.args.{k}" for k in ("logging_dir", "run_name", "push_to_hub", "hub_", "disable_tqdm")),
+)
 # What forgetless writes at the top of an output folder (stage-* folders are matched by pattern).
 OWN = (RUN_STATE, "config.yaml", "results.json", "summary.md", "report.html", "auto.json", "auto.md")
-OWN_FOLDERS = ("state", "auto", "data", "figures")
+OWN_FOLDERS = ("state", "auto", "data", "figures", "logs")
 
 
 def fingerprint(resolved: dict[str, Any], config_dir: Path) -> dict[str, Any]:

@@ -61,7 +61,17 @@ def transfer_metrics(R: list[list[float]]) -> dict[str, Any] | None:
 
 def _settings(config: RunConfig, stage_index: int) -> FinetuneSettings:
     stage = config.stages[stage_index]
-    return settings_from(config.training, steps=stage.steps or config.training.steps, pack=stage.data.format == "pack")
+    folder = f"stage-{stage_index + 1}-{stage.name}"
+    args = dict(config.training.args)
+    if "logging_dir" in args:  # the user's TensorBoard folder: one run in it per stage
+        args["logging_dir"] = str(Path(args["logging_dir"]) / folder)
+    return settings_from(
+        config.training,
+        steps=stage.steps or config.training.steps,
+        pack=stage.data.format == "pack",
+        args=args,
+        logging_dir=Path(config.output_dir or ".") / "logs" / folder,  # not checkpoints/runs/<date>
+    )
 
 
 def run(
@@ -75,7 +85,7 @@ def run(
     out: Path = config.output_dir  # type: ignore[assignment]  (set by load_run_config)
     claim(out, fingerprint(resolved(config, methods), config_dir), resume, fresh)  # before any model loads
     suite = load_suite(config.suite)
-    lm = load_model(config.model, device=config.device)
+    lm = load_model(config.model.path, device=config.device, **config.model.load_kwargs())
     tok = lm.tokenizer
     keep = load_examples(config.keep, tok, config_dir, "keep data")[0]["text"] if config.keep else []
     stages, stage_probes = [], []
@@ -117,7 +127,9 @@ def run(
         if is_main_process():
             model.save_pretrained(stage_dir / "model")
             tok.save_pretrained(stage_dir / "model")
-            tuned = LoadedModel(model, tok, str(stage_dir / "model"), "folder", {"dtype": lm.details["dtype"]})
+            kept = ("dtype", "trust_remote_code", "quantization")  # how the base loaded: the tuned model's too
+            details = {k: lm.details[k] for k in kept if k in lm.details}
+            tuned = LoadedModel(model, tok, str(stage_dir / "model"), "folder", details)
             stage_eval = evaluate(tuned, suite, extra_probes=stage_probes)
             stage_eval["training"] = training
             if diag:
@@ -217,7 +229,8 @@ def _write_results(
 
 def run_markdown(result: dict[str, Any]) -> str:
     methods = ", ".join(m["name"] for m in result["config"]["methods"])
-    lines = [f"# forgetless run: {result['config']['model']} with {methods}", ""]
+    model = result["config"]["model"]
+    lines = [f"# forgetless run: {model if isinstance(model, str) else model['path']} with {methods}", ""]
     transfer = result["transfer"]
     if transfer:
         lines += ["## Stages", "", f"Score: {transfer['score']}.", ""]

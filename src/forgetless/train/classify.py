@@ -21,7 +21,8 @@ from forgetless.errors import ForgetlessError
 from forgetless.methods.base import Method, TrainContext
 from forgetless.models.encoder import has_classifier_head
 from forgetless.probes.labelled import Labelled, check_labels
-from forgetless.train.finetune import FinetuneSettings, training_arguments
+from forgetless.train.finetune import FinetuneSettings
+from forgetless.train.trainer_args import as_ran, point_tensorboard, tensorboard_dir, trainer_kwargs, training_arguments
 
 
 def encode_labelled(data: Labelled, tokenizer: Any, max_length: int) -> dict[str, list[list[int]]]:
@@ -86,14 +87,17 @@ def finetune_classifier(
         model = method.prepare_model(model, context)
     columns = {**encode_labelled(data, tokenizer, settings.max_length), "labels": list(data.labels)}
     model.train()
+    args = training_arguments(output_dir, settings)
     trainer = ForgetlessTrainer(
         model=model,
-        args=training_arguments(output_dir, settings),
+        args=args,
         train_dataset=datasets.Dataset.from_dict(columns),
         data_collator=DataCollatorWithPadding(tokenizer),
         callbacks=[cb for m in methods for cb in m.callbacks(context)] + list(callbacks or []),
         methods=methods,
     )
+    logs_dir = tensorboard_dir(output_dir, settings)
+    point_tensorboard(trainer, logs_dir)
     metrics = trainer.train().metrics
     model.eval()
     for method in methods:
@@ -103,4 +107,5 @@ def finetune_classifier(
     logs = trainer.state.log_history
     losses = [(h["step"], h["loss"]) for h in logs if "loss" in h]
     penalties = [(h["step"], {k: v for k, v in h.items() if k.startswith("penalty/")}) for h in logs if "loss" in h]
-    return model, {**metrics, "loss_curve": losses, "penalty_curve": [p for p in penalties if p[1]]}
+    ran = as_ran(args, trainer_kwargs(output_dir, settings), logs_dir)
+    return model, {**metrics, "loss_curve": losses, "penalty_curve": [p for p in penalties if p[1]], "args": ran}

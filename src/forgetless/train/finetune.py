@@ -8,9 +8,7 @@ groups and callbacks) -> finish.
 
 from __future__ import annotations
 
-import math
-import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,15 @@ from transformers import TrainerCallback
 
 from forgetless.errors import ForgetlessError
 from forgetless.methods.base import Method, TrainContext
+from forgetless.train.trainer_args import (
+    as_ran,
+    point_tensorboard,
+    tensorboard_dir,
+    trainer_kwargs,
+    training_arguments,
+)
+
+__all__ = ["FinetuneSettings", "SaveAtEnd", "finetune", "settings_from", "training_arguments"]
 
 
 class SaveAtEnd(TrainerCallback):
@@ -37,12 +44,16 @@ class FinetuneSettings:
     max_length: int = 128
     seed: int = 0
     gradient_accumulation: int = 1
-    warmup_steps: int = 0
+    warmup_steps: float = 0  # steps, or a fraction of `steps` below 1
     weight_decay: float = 0.0
     save_steps: int | None = None  # checkpoint cadence; None saves no checkpoints
     bf16: bool = False
     pack: bool = False  # concatenate examples into full blocks (continued pre-training)
     report_to: list[str] | None = None  # Trainer integrations (tensorboard, wandb, mlflow...); None: none
+    # Any other transformers.TrainingArguments field, passed through over forgetless's choices
+    # (`train.trainer_args`); `logging_dir` there is where TensorBoard writes.
+    args: dict[str, Any] = field(default_factory=dict)
+    logging_dir: Path | None = None  # TensorBoard's folder when args has none; default output_dir/logs
 
 
 def settings_from(training: Any, **decided: Any) -> FinetuneSettings:
@@ -110,6 +121,8 @@ def finetune(
         + ([SaveAtEnd()] if settings.save_steps else []),
         methods=methods,
     )
+    logs_dir = tensorboard_dir(output_dir, settings)
+    point_tensorboard(trainer, logs_dir)  # not transformers' output_dir/runs/<date>: see train.trainer_args
     for callback in callbacks or []:
         if hasattr(callback, "attach"):
             callback.attach(trainer)
@@ -135,42 +148,8 @@ def finetune(
     notes = {"method_notes": dict(context.notes)} if context.notes else {}
     warnings = {"warnings": [stall.message]} if stall.message else {}
     curves = {"loss_curve": losses, "penalty_curve": [p for p in penalties if p[1]]}
-    return model, {**metrics, **curves, **notes, **warnings}
-
-
-def training_arguments(output_dir: Path, settings: FinetuneSettings) -> Any:
-    """Trainer's arguments for `settings` (constant learning rate after warmup, clipping at 1.0); shared
-    with `train.classify`."""
-    from transformers import TrainingArguments
-
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=settings.steps,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation,
-        learning_rate=settings.learning_rate,
-        weight_decay=settings.weight_decay,
-        warmup_steps=settings.warmup_steps,
-        lr_scheduler_type="constant_with_warmup" if settings.warmup_steps else "constant",
-        max_grad_norm=1.0,
-        logging_steps=_logging_steps(settings),
-        save_strategy="steps" if settings.save_steps else "no",
-        save_steps=settings.save_steps or 500,
-        save_total_limit=2,
-        bf16=settings.bf16,
-        report_to=settings.report_to or [],
-        seed=settings.seed,
-        data_seed=settings.seed,
-        disable_tqdm=not sys.stderr.isatty(),
-        dataloader_num_workers=0,
-    )
-
-
-def _logging_steps(settings: FinetuneSettings) -> int:
-    """About ten logs a run; with checkpoints, a log at every checkpoint and at the end, so the loss
-    history a checkpoint keeps covers every step up to it (a resumed stage's record is then whole)."""
-    every = max(1, settings.steps // 10)
-    return math.gcd(every, settings.save_steps, settings.steps) if settings.save_steps else every
+    ran = {"args": as_ran(args, trainer_kwargs(output_dir, settings), logs_dir)}
+    return model, {**metrics, **curves, **notes, **warnings, **ran}
 
 
 def _finished(state: dict[str, Any], steps: int) -> bool:
