@@ -266,3 +266,35 @@ def test_cli_repair_prints_the_curve_and_writes_the_report(tiny_model, tiny_tune
     assert (out / "model" / "config.json").is_file() and (out / "repair.md").is_file()
     bad = CliRunner().invoke(app, ["repair", str(tiny_model), str(tiny_tuned), "--suite", str(suite.path)])
     assert bad.exit_code == 2 and "give --budget" in bad.output
+
+
+def test_a_quantized_base_is_refused_with_the_full_precision_fix(tiny_model, suite, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    def no_loading(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("repair loaded a model before refusing a quantized checkpoint")
+
+    quantized = tmp_path / "quantized"
+    shutil.copytree(tiny_model, quantized)
+    config = json.loads((quantized / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    (quantized / "config.json").write_text(json.dumps(config))
+    with monkeypatch.context() as patch:
+        patch.setattr(repair_module, "load_model", no_loading)
+        with pytest.raises(ForgetlessError) as caught:
+            repair(str(quantized), str(tiny_model), suite, "docs_ppl:5%", out=tmp_path / "out", device="cpu")
+    assert f"'{quantized}' is quantized (bitsandbytes): repair interpolates weights in full precision" in str(
+        caught.value
+    )
+    assert "fix: pass the full-precision model it was quantized from as BASE (for a QLoRA run" in str(caught.value)
+    # A model bitsandbytes loaded quantized (its flag, as transformers sets it) is refused after loading too.
+    real = repair_module.load_model
+
+    def flagged(spec, **load):  # noqa: ANN001, ANN003, ANN202
+        loaded = real(spec, **load)
+        loaded.model.is_loaded_in_4bit = True
+        return loaded
+
+    monkeypatch.setattr(repair_module, "load_model", flagged)
+    monkeypatch.setattr(repair_module, "evaluate", no_loading)
+    with pytest.raises(ForgetlessError, match=r"is quantized \(bitsandbytes 4bit\)"):
+        repair(str(tiny_model), str(tiny_model), suite, "docs_ppl:5%", out=tmp_path / "out", device="cpu")
+    assert not (tmp_path / "out").exists()

@@ -116,8 +116,8 @@ def _build_errors(training: Any) -> list[InitErrorDetails]:
     user = {k: v for k, v in training.args.items() if k not in LEGACY}
     if _build(base | user) is None:
         return []
-    if (problem := _build(base)) is not None:  # forgetless's own settings (bf16 where it is not supported)
-        return [_error((), problem, None)]
+    if (problem := _build(base)) is not None:  # forgetless's own settings: bf16 where it is not supported
+        return [_error(("bf16",), problem, True) if training.bf16 else _error((), problem, None)]
     alone = [(k, v, problem) for k, v in user.items() if (problem := _build(base | {k: v})) is not None]
     if alone:
         return [_error(("args", k), problem, v) for k, v, problem in alone]

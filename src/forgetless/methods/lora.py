@@ -62,7 +62,7 @@ class LoraConfig(MethodConfig):
 
     name: str = "lora"
     r: int = Field(8, gt=0, description="rank of each adapter's update")
-    lora_alpha: float = Field(
+    lora_alpha: int | float = Field(
         16, gt=0, description="scale numerator: the update is multiplied by lora_alpha / r (once `alpha`)"
     )
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the adapter's input (once `dropout`)")

@@ -80,6 +80,25 @@ def quantized_bits(model: Any) -> str | None:
     return None
 
 
+def quantized_checkpoint(spec: str) -> str | None:
+    """The quantization method a local model folder's config.json declares (bitsandbytes, gptq, awq...), read
+    before loading; None for a plain folder, a GGUF file (dequantized on load), or what is not a local folder."""
+    import json
+    from pathlib import Path
+
+    config = Path(spec).expanduser() / "config.json"
+    try:
+        declared = (
+            json.loads(config.read_text(encoding="utf-8")).get("quantization_config") if config.is_file() else None
+        )
+    except (OSError, ValueError, AttributeError):
+        return None  # an unreadable config is the loader's to report
+    if not isinstance(declared, dict):
+        return None
+    method = str(declared.get("quant_method", "quantized"))
+    return None if method == "gguf" else method
+
+
 def from_pretrained_kwargs(
     attn_implementation: str | None,
     device_map: str | dict[str, Any] | None,

@@ -37,6 +37,7 @@ from forgetless.models.interpolate import (
     lora_b,
     scale_lora_,
 )
+from forgetless.models.load_options import quantized_bits, quantized_checkpoint
 from forgetless.paths import write_json_atomic, write_text_atomic
 from forgetless.probes import Probe, ScoreOptions
 from forgetless.suites import Suite
@@ -74,10 +75,15 @@ def bisect(within: Callable[[float], bool], steps: int) -> tuple[float, float | 
 
 def _load_pair(base_spec: str, tuned_spec: str, **load: Any) -> tuple[LoadedModel, LoadedModel]:
     adapter_base = load.pop("adapter_base")
+    if method := quantized_checkpoint(base_spec):
+        raise _quantized(base_spec, method)
     base = load_model(base_spec, **load)
     if base.source == "adapter":
         raise ForgetlessError(f"BASE '{base_spec}' is a PEFT adapter", "pass the model the fine-tune started from")
     tuned = load_model(tuned_spec, base=adapter_base, **load)
+    for spec, loaded in ((base_spec, base), (tuned_spec, tuned)):
+        if bits := quantized_bits(loaded.model):
+            raise _quantized(spec, f"bitsandbytes {bits}")
     if problems := compatibility_problems(base, tuned):
         raise ForgetlessError(
             f"'{tuned_spec}' cannot be interpolated with '{base_spec}':\n" + "\n".join(f"  - {p}" for p in problems),
@@ -90,6 +96,16 @@ def _load_pair(base_spec: str, tuned_spec: str, **load: Any) -> tuple[LoadedMode
         if saved or not lora_b(tuned.model):
             raise ForgetlessError(f"adapter '{tuned_spec}' is not plain LoRA (or trains whole modules {saved})", merge)
     return base, tuned
+
+
+def _quantized(spec: str, method: str) -> ForgetlessError:
+    """Interpolation mixes full-precision weights; a quantized model has none to mix."""
+    return ForgetlessError(
+        f"'{spec}' is quantized ({method}): repair interpolates weights in full precision, and a quantized model "
+        "holds packed integers with per-block scales, which cannot be mixed linearly",
+        "pass the full-precision model it was quantized from as BASE (for a QLoRA run, its model.path: the "
+        "adapter is then scaled over that base; with an adapter, --base names it)",
+    )
 
 
 def repair(
