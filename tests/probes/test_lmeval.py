@@ -205,3 +205,15 @@ def test_an_lm_eval_suite_evaluates_compares_and_is_budgeted(tasks: Path, tiny_m
     ]
     assert "- tiny_mc: lm-eval tiny_mc validation, 10 of 24" in eval_markdown(base)
     assert "lm-eval tiny_rolling validation, 10 of 16" in eval_page(base)
+
+
+def test_a_run_config_takes_an_lm_eval_suite_and_budgets_it_in_its_units(tasks: Path, tmp_path: Path) -> None:
+    from forgetless.config.run import check_references
+
+    suite = f"lm-eval:{tasks / 'tiny_mc.yaml'},{tasks / 'tiny_rolling.yaml'}"
+    fine = {"suite": suite, "guard": {"budget": "tiny_mc:2pt,tiny_mc:0.05nats,tiny_rolling:5%"}}
+    assert check_references(fine, tmp_path) == []
+    wrong = check_references({"suite": suite, "guard": {"budget": "tiny_mc:5%,tiny_rolling:0.05nats"}}, tmp_path)
+    assert len(wrong) == 2 and "measured by acc" in wrong[0] and "no gold answer log-probability" in wrong[1]
+    (problem,) = check_references({"suite": f"lm-eval:{tasks / 'tiny_gen.yaml'}"}, tmp_path)
+    assert problem.startswith("suite: ") and "generate_until" in problem

@@ -214,9 +214,10 @@ class LmEvalProbe(Probe):
             d.task._instances = by_task[id(d.task)]
             d.task.apply_filters()
         values = []
-        for d in docs:
-            key = next(iter(d.instances[0].filtered_resps))  # the first filter, lm-eval's "none" by default
-            values.append(d.task.process_results(d.doc, [i.filtered_resps[key] for i in d.instances]))
+        for d in docs:  # lm-eval's first filter ("none": take the first response); a task without filters: raw
+            key = next(iter(d.instances[0].filtered_resps), None)
+            filtered = [i.filtered_resps[key] if key is not None else i.resps[0] for i in d.instances]
+            values.append(d.task.process_results(d.doc, filtered))
         keep = [m for m, agg in self._meta["aggregation"].items() if agg and all(m in v for v in values)]
         items: dict[str, list[Any]] = {"task": [], "doc_id": [], **{m: [] for m in keep}}
         for d, resps, doc_values in zip(docs, responses, values, strict=True):
