@@ -97,6 +97,26 @@ def test_python_in_a_task_yaml_runs_only_with_trust_code(tasks: Path, lm) -> Non
     assert result.scored == "lm-eval tiny_code validation, 5 of 5"
 
 
+def test_a_template_reaching_into_python_or_a_metric_lm_eval_lacks_is_refused(tasks: Path, lm) -> None:  # noqa: ANN001
+    made = tasks / "made-by-a-template"
+    sneaky = tasks / "code" / "sneaky.yaml"  # lm-eval renders templates in a plain Jinja environment
+    sneaky.write_text(
+        (tasks / "tiny_mc.yaml").read_text().replace("task: tiny_mc", "task: sneaky")
+        + f"description: \"{{{{ cycler.__init__.__globals__.os.makedirs('{made}', exist_ok=True) }}}}\"\n"
+    )
+    with pytest.raises(ForgetlessError, match="reaches into Python"):
+        probe(str(sneaky)).prepare(lm.tokenizer)
+    assert not made.exists()
+    trusted = probe(str(sneaky), trust_code=True)
+    trusted.prepare(lm.tokenizer)
+    assert made.is_dir()  # as lm-eval itself would have done
+
+    metric = tasks / "code" / "metric.yaml"
+    metric.write_text("include: ../tiny_mc.yaml\ntask: metric\nmetric_list:\n  - metric: ./my_metric.py\n")
+    with pytest.raises(ForgetlessError, match=r"metric_list: './my_metric.py' \(HF evaluate runs its script\)"):
+        probe(str(metric))
+
+
 def test_lm_evals_own_task_code_runs_without_asking() -> None:
     assert "!function" in (builtin_dir() / "hellaswag" / "hellaswag.yaml").read_text()
     plan = plan_task("hellaswag", [], None)

@@ -20,7 +20,8 @@ validation), pooled over a group's tasks: forgetless's sampling, not lm-eval's f
 Few-shot examples come from lm-eval's sampler seeded with `fewshot_seed` (lm-eval's default 1234).
 Offline, hub datasets fail at once; `overrides` (lm-eval task keys, e.g. `dataset_path: json` and
 `dataset_kwargs: {data_files: {test: my.jsonl}}`) point a named task at local files. Tasks that generate
-text (`generate_until`) are not supported yet. YAMLs that run Python need `trust_code` (lmeval_tasks.py).
+text (`generate_until`) are not supported yet. A task from outside lm-eval that would run code needs
+`trust_code`; its templates render in Jinja's sandbox unless trusted (lmeval_code.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from forgetless.errors import ForgetlessError
 from forgetless.metrics import paired_mean_delta
 from forgetless.probes.base import PROBES, Comparison, Probe, ProbeConfig, ProbeResult, ScoreOptions
 from forgetless.probes.choice import gold_comparisons
+from forgetless.probes.lmeval_code import sandboxed_templates
 from forgetless.probes.lmeval_requests import LmEvalDoc, build_error, describe, doc_requests, set_fewshot, tokenized
 from forgetless.probes.lmeval_results import aggregation_names, comparison_of, metric_of
 from forgetless.probes.lmeval_tasks import SUPPORTED, TaskPlan, common_metrics, manager, plan_task, quiet
@@ -81,12 +83,12 @@ class LmEvalProbe(Probe):
 
     def __init__(self, config: LmEvalConfig, base_dir: Any = None) -> None:
         super().__init__(config, base_dir)
-        self.plan: TaskPlan = plan_task(config.task, config.include_path, base_dir)
+        self.plan: TaskPlan = plan_task(config.task, config.include_path, base_dir, config.overrides)
         if self.plan.code and not config.trust_code:
             listing = "; ".join(self.plan.code[:3]) + (" ..." if len(self.plan.code) > 3 else "")
             raise ForgetlessError(
-                f"probe '{config.name}': lm-eval task '{config.task}' runs Python from its YAML ({listing})",
-                "read that code, then set `trust_code: true` on the probe to let lm-eval import it",
+                f"probe '{config.name}': lm-eval task '{config.task}' would run code from outside lm-eval ({listing})",
+                "read that code, then set `trust_code: true` on the probe to let lm-eval run it",
             )
         if config.overrides and self.plan.load != self.plan.name:
             raise ForgetlessError(
@@ -119,7 +121,7 @@ class LmEvalProbe(Probe):
                 "group": "forgetless",
                 "task": [{("group" if plan.kind == "group" else "task"): plan.name, **cfg.overrides}],
             }
-        with quiet(), offline_unless_reachable() as reachable:
+        with quiet(), self._templates(), offline_unless_reachable() as reachable:
             try:
                 tasks = manager(plan.include_path, plan.defaults).load(spec)["tasks"]
             except ForgetlessError:
@@ -138,10 +140,11 @@ class LmEvalProbe(Probe):
         pool = [(leaf, i) for leaf in range(len(leaves)) for i in range(len(leaves[leaf][2]))]
         chosen = [pool[i] for i in select_items(len(pool), cfg.limit, cfg.seed)]
         docs = []
-        for leaf, (_, task, task_docs) in enumerate(leaves):
-            set_fewshot(task, cfg.num_fewshot, cfg.fewshot_seed)
-            for _, doc_id in (c for c in chosen if c[0] == leaf):
-                docs.append(doc_requests(task, doc_id, task_docs[doc_id]))
+        with self._templates():
+            for leaf, (_, task, task_docs) in enumerate(leaves):
+                set_fewshot(task, cfg.num_fewshot, cfg.fewshot_seed)
+                for _, doc_id in (c for c in chosen if c[0] == leaf):
+                    docs.append(doc_requests(task, doc_id, task_docs[doc_id]))
         self._docs = docs
         first = leaves[0][1]
         self._meta = {
@@ -151,6 +154,11 @@ class LmEvalProbe(Probe):
             "total": len(pool),
         }
         return docs
+
+    def _templates(self) -> Any:
+        """Templates of YAMLs from outside lm-eval (or of `overrides`) render in Jinja's sandbox unless trusted."""
+        what = f"probe '{self.config.name}': lm-eval task '{self.config.task}'"
+        return sandboxed_templates(self.plan.external and not self.config.trust_code, what)
 
     def prepare(self, tokenizer: Any) -> dict[str, Any]:
         import lm_eval
@@ -210,14 +218,15 @@ class LmEvalProbe(Probe):
             for instance, resp in zip(d.instances, resps, strict=True):
                 instance.resps, instance.filtered_resps = [resp], {}
             by_task.setdefault(id(d.task), []).extend(d.instances)
-        for d in {id(d.task): d for d in docs}.values():
-            d.task._instances = by_task[id(d.task)]
-            d.task.apply_filters()
         values = []
-        for d in docs:  # lm-eval's first filter ("none": take the first response); a task without filters: raw
-            key = next(iter(d.instances[0].filtered_resps), None)
-            filtered = [i.filtered_resps[key] if key is not None else i.resps[0] for i in d.instances]
-            values.append(d.task.process_results(d.doc, filtered))
+        with self._templates():
+            for d in {id(d.task): d for d in docs}.values():
+                d.task._instances = by_task[id(d.task)]
+                d.task.apply_filters()
+            for d in docs:  # lm-eval's first filter ("none": take the first response); none: the raw responses
+                key = next(iter(d.instances[0].filtered_resps), None)
+                filtered = [i.filtered_resps[key] if key is not None else i.resps[0] for i in d.instances]
+                values.append(d.task.process_results(d.doc, filtered))
         keep = [m for m, agg in self._meta["aggregation"].items() if agg and all(m in v for v in values)]
         items: dict[str, list[Any]] = {"task": [], "doc_id": [], **{m: [] for m in keep}}
         for d, resps, doc_values in zip(docs, responses, values, strict=True):

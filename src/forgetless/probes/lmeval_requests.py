@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forgetless.errors import ForgetlessError
+from forgetless.probes.lmeval_code import template_refused
 from forgetless.probes.lmeval_tasks import TaskPlan
 from forgetless.probes.scoring import encode_pair
 
@@ -98,4 +99,6 @@ def build_error(name: str, task: str, error: Exception, reachable: bool) -> Forg
             "{data_files: {test: my_items.jsonl}}}` (or arrow/parquet/csv files), or copy its YAML with "
             "`dataset_path: json` and give that file as `task`",
         )
+    if type(error).__name__ == "SecurityError":  # jinja2.sandbox refused a template while lm-eval built the task
+        return template_refused(f"probe '{name}': lm-eval task '{task}'", error)
     return ForgetlessError(f"probe '{name}': lm-eval could not build task '{task}': {message}", "check the task's YAML")

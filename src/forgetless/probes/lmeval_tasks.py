@@ -6,13 +6,10 @@ so a name is looked up in the user's `include_path` first (lm-eval gives it prec
 `<name>.yaml` under lm-eval's tasks folder (indexing that one folder), and only then in the full index.
 Each index is built once per process.
 
-Code in task YAMLs: lm-eval reads `!function module.name` by importing that Python file (beside the YAML,
-or any installed module) when it builds the task, and `class: !function ...` makes the task a Python
-class; lm-eval treats task files as code. Here the tasks shipped inside lm-eval run their functions as
-lm-eval runs them (they are code of an installed package), while a YAML from anywhere else (a task
-file, `include_path`, or a file either includes) that uses `!function` is refused until the probe says
-`trust_code: true`. The check reads the YAML text with a loader that imports nothing, before any model
-loads; the output type and metrics come from the same reading.
+Code in tasks: lm-eval's own tasks run their `!function`s as lm-eval runs them (code of an installed
+package); anything from elsewhere that would run code (a `!function`, an unregistered metric, see
+lmeval_code.py) is listed in the plan, and the probe refuses it until it says `trust_code: true`. Found
+from the YAML text alone, before any model loads; the output type and metrics come from the same reading.
 """
 
 from __future__ import annotations
@@ -22,13 +19,12 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from forgetless.errors import ForgetlessError
+from forgetless.probes.lmeval_code import code_in_config, read_yaml
 
 INSTALL = 'pip install "forgetless[lm-eval]"'
 SUPPORTED = ("multiple_choice", "loglikelihood", "loglikelihood_rolling")
@@ -84,50 +80,6 @@ def manager(include_path: tuple[str, ...], defaults: bool) -> Any:
         return TaskManager(include_path=list(include_path) or None, include_defaults=defaults)
 
 
-class _Function(str):
-    """A `!function` reference, as its text: found by the scan, never imported."""
-
-
-class _ScanLoader(yaml.SafeLoader):
-    pass
-
-
-_ScanLoader.add_constructor("!function", lambda loader, node: _Function(loader.construct_scalar(node)))
-
-
-def read_yaml(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple[dict[str, Any], dict[Path, list[str]]]:
-    """A task YAML with its `include`s merged as lm-eval merges them (the file's own keys win), and the
-    `!function` references of each file read. Nothing is imported."""
-    path = path.expanduser().resolve()
-    if path in _seen:
-        raise ForgetlessError(f"task YAML '{path}' includes itself", "remove the include cycle")
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_ScanLoader)  # noqa: S506 (a SafeLoader)
-    except (OSError, yaml.YAMLError) as error:
-        raise ForgetlessError(f"cannot read task YAML '{path}': {error}", "check the file") from error
-    if not isinstance(data, dict):
-        raise ForgetlessError(f"task YAML '{path}' is not a mapping", "an lm-eval task YAML has `task:` and more keys")
-    functions = {path: _functions(data)}
-    includes = data.pop("include", None)
-    merged: dict[str, Any] = {}
-    for inc in includes if isinstance(includes, list) else [includes] if includes else []:
-        sub, sub_functions = read_yaml(path.parent / inc, _seen | {path})
-        sub.pop("task_list", None)
-        merged.update(sub)
-        functions.update(sub_functions)
-    return {**merged, **data}, functions
-
-
-def _functions(value: Any) -> list[str]:
-    if isinstance(value, _Function):
-        return [str(value)]
-    if isinstance(value, dict):
-        return [f for v in value.values() for f in _functions(v)]
-    if isinstance(value, list):
-        return [f for v in value for f in _functions(v)]
-    return []
-
-
 @dataclass
 class TaskPlan:
     """What a spec names, found from the YAMLs alone: enough to validate a probe before a model loads."""
@@ -140,11 +92,15 @@ class TaskPlan:
     defaults: bool  # whether the TaskManager indexes lm-eval's own tasks
     output_types: list[str] = field(default_factory=list)  # of its tasks, each once
     leaf_metrics: list[list[str]] = field(default_factory=list)  # lm-eval metrics of each of its tasks
-    code: list[str] = field(default_factory=list)  # `!function`s in YAMLs from outside lm-eval: "file: fn"
+    code: list[str] = field(default_factory=list)  # what would run code from outside lm-eval: "file: !function fn"
+    external: bool = False  # a YAML from outside lm-eval, or overrides: its templates render in Jinja's sandbox
 
 
-def plan_task(spec: str, include_path: list[str], base_dir: Path | None) -> TaskPlan:
-    """Resolve a spec (name or YAML path) the way lm-eval would, reading YAMLs only."""
+def plan_task(
+    spec: str, include_path: list[str], base_dir: Path | None, overrides: dict[str, Any] | None = None
+) -> TaskPlan:
+    """Resolve a spec (name or YAML path, with task-key `overrides`) the way lm-eval would, reading YAMLs only."""
+    overrides = overrides or {}
     require_lm_eval()
     base = base_dir or Path.cwd()
     paths = tuple(str(_absolute(p, base)) for p in include_path)
@@ -158,31 +114,33 @@ def plan_task(spec: str, include_path: list[str], base_dir: Path | None) -> Task
         cfg, functions = read_yaml(path)
         if "group" not in cfg:
             plan = TaskPlan(spec, str(cfg.get("task")), "task", str(path), paths, False)
-            _add_leaves(plan, None, cfg, {}, set())
+            _add_leaves(plan, None, {**cfg, **overrides}, {}, set(), path)
         else:  # its tasks are found beside it or in include_path, else among lm-eval's own
             local = (str(path.parent), *paths)
-            plan = _grouped(lambda full: TaskPlan(spec, str(cfg["group"]), "group", str(path), local, full), cfg)
+            make = partial(TaskPlan, spec, str(cfg["group"]), "group", str(path), local)
+            plan = _grouped(make, {**cfg, **overrides}, path)
         _add_code(plan, functions)
-        return _finish(plan)
+        return _finish(plan, overrides)
     if paths and (entry := manager(paths, False).task_index.get(spec)) is not None and entry.kind.name in GROUPS:
         kind = GROUPS[entry.kind.name]
-        return _finish(_grouped(lambda full: TaskPlan(spec, spec, kind, spec, paths, full), spec))
+        return _finish(_grouped(partial(TaskPlan, spec, spec, kind, spec, paths), spec, overrides), overrides)
     tm, entry, indexed, defaults = _lookup(spec, paths)
     plan = TaskPlan(spec, spec, GROUPS.get(entry.kind.name, "task"), spec, indexed, defaults)
-    _walk(plan, tm, spec, {}, set())
-    return _finish(plan)
+    _walk(plan, tm, spec, overrides, set())
+    return _finish(plan, overrides)
 
 
-def _grouped(make: Any, start: str | dict[str, Any]) -> TaskPlan:
-    """A group's or tag's plan, its tasks found in include_path alone when they all are there (no 15 s index)."""
+def _grouped(make: Any, start: str | dict[str, Any], given: Path | dict[str, Any]) -> TaskPlan:
+    """A group's or tag's plan, its tasks found in include_path alone when they all are there (no 15 s index).
+    `given`: the group's YAML when `start` is its content, else the overrides of the named group."""
     for full in (False, True):
         plan: TaskPlan = make(full)
         tm = manager(plan.include_path, full)
         try:
             if isinstance(start, str):
-                _walk(plan, tm, start, {}, set())
+                _walk(plan, tm, start, given if isinstance(given, dict) else {}, set())
             else:
-                _add_leaves(plan, tm, start, {}, set())
+                _add_leaves(plan, tm, start, {}, set(), given if isinstance(given, Path) else None)
         except ForgetlessError:
             if full:
                 raise
@@ -239,22 +197,32 @@ def _walk(plan: TaskPlan, tm: Any, name: str, overrides: dict[str, Any], seen: s
     entry = tm.task_index.get(name)
     if entry is None:
         raise ForgetlessError(f"lm-eval group '{plan.name}' lists '{name}', which no YAML defines", "fix the group")
-    if entry.yaml_path is not None:
-        _add_code(plan, read_yaml(Path(entry.yaml_path))[1])
+    origin = Path(entry.yaml_path).resolve() if entry.yaml_path is not None else None
+    if origin is not None:
+        _add_code(plan, read_yaml(origin)[1])
     if entry.kind.name == "TAG":
         for child in sorted(entry.tags):
             _walk(plan, tm, child, overrides, seen)
     else:
-        _add_leaves(plan, tm, {**(entry.cfg or {}), **overrides}, overrides, seen)
+        _add_leaves(plan, tm, {**(entry.cfg or {}), **overrides}, overrides, seen, origin)
 
 
-def _add_leaves(plan: TaskPlan, tm: Any, cfg: dict[str, Any], overrides: dict[str, Any], seen: set[str]) -> None:
-    if "group" not in cfg:  # a task: its output type and metrics
+def _add_leaves(
+    plan: TaskPlan, tm: Any, cfg: dict[str, Any], overrides: dict[str, Any], seen: set[str], origin: Path | None
+) -> None:
+    """A task's output type and metrics, or a group's tasks; `origin` is the YAML the config came from."""
+    external = origin is None or not origin.is_relative_to(builtin_dir())
+    plan.external = plan.external or external
+    if "group" not in cfg:
         output = cfg.get("output_type") or "unknown (a Python task)"
         if output not in plan.output_types:
             plan.output_types.append(output)
-        listed = [m.get("metric") for m in cfg.get("metric_list") or [] if isinstance(m, dict)]
-        plan.leaf_metrics.append([m for m in listed if isinstance(m, str)] or DEFAULT_METRICS.get(output, []))
+        listed = [m for m in cfg.get("metric_list") or [] if isinstance(m, dict)]
+        plan.leaf_metrics.append(
+            [m["metric"] for m in listed if isinstance(m.get("metric"), str)] or DEFAULT_METRICS.get(output, [])
+        )
+        if external:
+            plan.code += [f"{origin or 'overrides'}: {what}" for what in code_in_config(cfg, listed)]
         return
     from lm_eval.config.group import GroupConfig  # the keys a group keeps; the rest override its tasks
 
@@ -264,14 +232,14 @@ def _add_leaves(plan: TaskPlan, tm: Any, cfg: dict[str, Any], overrides: dict[st
         if isinstance(item, str):
             _walk(plan, tm, item, inherited, seen)
         elif isinstance(item, dict) and isinstance(item.get("group"), str) and item["group"] not in tm.task_index:
-            _add_leaves(plan, tm, item, inherited, seen)  # an inline group
+            _add_leaves(plan, tm, item, inherited, seen, origin)  # an inline group
         elif isinstance(item, dict):
             ref = item.get("group") or item.get("task")
             extra = {k: v for k, v in item.items() if k not in ("group", "task")}
             if isinstance(ref, str) and ref in tm.task_index:
                 _walk(plan, tm, ref, {**inherited, **extra}, seen)
             else:  # an inline task, defined in the group's own YAML
-                _add_leaves(plan, tm, {**inherited, **item}, {}, seen)
+                _add_leaves(plan, tm, {**inherited, **item}, {}, seen, origin)
 
 
 def _add_code(plan: TaskPlan, functions: dict[Path, list[str]]) -> None:
@@ -281,7 +249,8 @@ def _add_code(plan: TaskPlan, functions: dict[Path, list[str]]) -> None:
             plan.code += [f"{path}: !function {n}" for n in names if f"{path}: !function {n}" not in plan.code]
 
 
-def _finish(plan: TaskPlan) -> TaskPlan:
+def _finish(plan: TaskPlan, overrides: dict[str, Any]) -> TaskPlan:
+    plan.external = plan.external or bool(overrides)
     unsupported = [t for t in plan.output_types if t not in SUPPORTED]
     if "generate_until" in unsupported:
         raise ForgetlessError(
