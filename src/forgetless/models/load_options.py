@@ -115,7 +115,8 @@ def from_pretrained_kwargs(
     if quantization:
         kwargs["quantization_config"] = bnb_config(quantization)
         # bitsandbytes places weights as it quantizes them; a quantized model cannot be moved after.
-        kwargs["device_map"] = device_map if device_map is not None else {"": device}
+        here = device.index if device.index is not None else torch.cuda.current_device()
+        kwargs["device_map"] = device_map if device_map is not None else {"": here}
     elif device_map is not None:
         kwargs["device_map"] = device_map
     return kwargs

@@ -45,7 +45,8 @@ class LoadedModel:
         digest = hashlib.blake2b(digest_size=16)
         for name, tensor in sorted(self.model.state_dict().items()):
             digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-            data = tensor.detach().cpu().contiguous().reshape(-1)
+            # As a plain tensor: bitsandbytes' packed 4-bit parameters override moving between devices.
+            data = tensor.detach().as_subclass(torch.Tensor).cpu().contiguous().reshape(-1)
             digest.update(data.view(torch.uint8).numpy().tobytes())
         vocab = sorted(self.tokenizer.get_vocab().items())
         digest.update(json.dumps(vocab).encode())

@@ -14,7 +14,9 @@ Precedence for every other field: forgetless's defaults below, then the user's `
 from __future__ import annotations
 
 import json
+import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +67,6 @@ OWNED = {
 def forgetless_kwargs(output_dir: Path, settings: Any) -> dict[str, Any]:
     """The TrainingArguments keywords forgetless sets from its own settings (constant learning rate after
     warmup, clipping at 1.0, logging aligned with checkpoints)."""
-    import sys
-
     return {
         "output_dir": str(output_dir),
         "max_steps": settings.steps,
@@ -93,8 +93,6 @@ def forgetless_kwargs(output_dir: Path, settings: Any) -> dict[str, Any]:
 def logging_steps(settings: Any) -> int:
     """About ten logs a run; with checkpoints, a log at every checkpoint and at the end, so the loss
     history a checkpoint keeps covers every step up to it (a resumed stage's record is then whole)."""
-    import math
-
     every = max(1, settings.steps // 10)
     return math.gcd(every, settings.save_steps, settings.steps) if settings.save_steps else every
 
