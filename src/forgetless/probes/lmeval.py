@@ -53,14 +53,14 @@ EXTRAS = {"multiple_choice": ["gold_logprob", "gold_margin"], "loglikelihood": [
 
 class LmEvalConfig(ProbeConfig):
     kind: Literal["lm_eval"] = "lm_eval"
-    task: str = Field(min_length=1)
-    include_path: list[str] = Field(default_factory=list)
-    num_fewshot: int | None = Field(default=None, ge=0)
-    fewshot_seed: int = 1234
-    overrides: dict[str, Any] = Field(default_factory=dict)
-    trust_code: bool = False
-    primary: str | None = None  # default: acc, or perplexity for loglikelihood_rolling
-    max_length: int | None = Field(default=None, gt=1)
+    task: str = Field(min_length=1, description="lm-eval task, group or tag name, or a task YAML path")
+    include_path: list[str] = Field(default_factory=list, description="folders of task YAMLs, as --include_path")
+    num_fewshot: int | None = Field(default=None, ge=0, description="as lm-eval's --num_fewshot; default the task's")
+    fewshot_seed: int = Field(default=1234, description="seeds lm-eval's few-shot sampler (its default 1234)")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="task config keys to replace, e.g. dataset")
+    trust_code: bool = Field(default=False, description="let a task from outside lm-eval run its code")
+    primary: str | None = Field(default=None, description="default: acc, or perplexity for loglikelihood_rolling")
+    max_length: int | None = Field(default=None, gt=1, description="rolling window in tokens; default model's, capped")
 
     @field_validator("include_path", mode="before")
     @classmethod
@@ -128,7 +128,7 @@ class LmEvalProbe(Probe):
                 raise
             except Exception as error:  # datasets and task code raise anything; each means "could not build"
                 raise build_error(cfg.name, cfg.task, error, reachable) from error
-            leaves = [(name, tasks[name], list(tasks[name].eval_docs)) for name in sorted(tasks)]
+            leaves = [(name, tasks[name], list(_eval_docs(tasks[name]))) for name in sorted(tasks)]
         output = leaves[0][1].OUTPUT_TYPE  # a Python task says it only now
         if output not in SUPPORTED or any(output != t.OUTPUT_TYPE for _, t, _ in leaves):
             raise ForgetlessError(
@@ -275,3 +275,9 @@ class LmEvalProbe(Probe):
             d = paired_mean_delta(before.items["ll"], after.items["ll"])
             out.append(Comparison.paired(before, "gold_logprob", True, d, "the target's log-likelihood, nats"))
         return out
+
+
+def _eval_docs(task: Any) -> Any:
+    """The task's evaluation documents: those its constructor already ran `process_docs` on, when it kept them."""
+    docs = getattr(task, "task_docs", None)
+    return task.eval_docs if docs is None else docs
