@@ -2,12 +2,10 @@
 
 A TrainerCallback. At watched steps it scores the probes on the weights as they are (rank 0 only;
 results go through the content cache, so the stage's final evaluation reuses the last check), compares
-them item by item with the baseline, checks the budget and follows the policy:
-
-- `warn`: record the breach and go on;
-- `stop`: stop training at this step and keep these weights;
-- `rollback`: restore the best weights that were within budget (most target gain; the latest when
-  there is no target; the starting weights if no check passed) and stop.
+them item by item with the baseline, checks the budget and follows the policy: `warn` (record the
+breach and go on), `stop` (stop here, keep these weights) or `rollback` (restore the best weights
+within budget: most target gain, else the latest, else the starting weights; then stop). Checks
+before the last are sequential (guard.sequential): parts of the items first, all only when needed.
 
 A run is stopped or rolled back only on an `over` verdict (the interval of a loss wholly past its
 limit; see `guard.budget`), never on an inconclusive one. The run's false-alarm rate `false_alarm`
@@ -19,15 +17,15 @@ auto` included) and however the checks depend on each other (they reuse the same
 union bound. `check_alpha` gives a check's share; each is split again over the budgeted probes.
 
 The decision is taken once, on rank 0, and broadcast, so every rank stops (and restores the same
-file) at the same step. Every check is logged through `Trainer.log` (so to TensorBoard, W&B or
-MLflow with `report_to`) and saved in `watch.json` with the best weights, so a resumed run keeps its
-history. With `every=None` the cadence is chosen so that checks cost about `overhead` (10%) of the
-training time: the interval is the check's cost over 10% of a step's; the last step is always
-checked, and costs nothing extra when the run's final evaluation scores the same probes.
+file) at the same step. Every check is logged through `Trainer.log` (so to `report_to`) and saved in
+`watch.json` with the best weights, so a resumed run keeps its history. With `every=None` checks
+cost about `overhead` (10%) of training time: the interval is the check's cost over 10% of a step's;
+the last step is always checked, free when the final evaluation scores the same probes.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -43,12 +41,14 @@ from forgetless.distributed import broadcast, is_main_process
 from forgetless.evaluation.audit import compare_evals
 from forgetless.evaluation.evaluate import score_probe
 from forgetless.guard.budget import DEFAULT_ALPHA, Budget, estimates_within, over_budget
+from forgetless.guard.resolution import unresolvable
 from forgetless.guard.sequential import SequentialCheck, SequentialScorer
 from forgetless.models import LoadedModel
 from forgetless.paths import write_json_atomic
 from forgetless.probes import Probe, ProbeResult, ScoreOptions
 
 POLICIES = ("warn", "stop", "rollback")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -193,6 +193,11 @@ class Watch(TrainerCallback):
         }
         point["values"] = _values(self.settings.baseline)
         self.history["points"].append(point)
+        # Limits the items cannot resolve, judged at the last check's level (the widest any check gets).
+        s = self.settings
+        self.history["notes"] = unresolvable(s.budget, s.probes, s.baseline, s.false_alarm / 2)
+        for note in self.history["notes"]:
+            log.warning(note)
         if self.settings.policy == "rollback":
             self._save_best(model, point)
 
@@ -283,7 +288,15 @@ class Watch(TrainerCallback):
 
 
 def _empty() -> dict[str, Any]:
-    return {"points": [], "events": [], "best": None, "stopped": None, "watch_seconds": 0.0, "train_seconds": 0.0}
+    return {
+        "points": [],
+        "events": [],
+        "best": None,
+        "stopped": None,
+        "watch_seconds": 0.0,
+        "train_seconds": 0.0,
+        "notes": [],  # what the budget cannot resolve with these items (guard.resolution)
+    }
 
 
 def _values(evaluation: dict[str, Any]) -> dict[str, tuple[str, float]]:
