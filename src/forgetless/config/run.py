@@ -101,7 +101,9 @@ class GuardConfig(Strict):
     )
     overhead: float = Field(default=0.10, gt=0, le=1, description="share of training time auto cadence allows")
     budget: str | list[str] | None = Field(default=None, description="e.g. '2pt,5%,lambada:10%,0.05nats'")
-    policy: Literal["warn", "stop", "rollback"] = "warn"
+    policy: Literal["warn", "stop", "rollback", "stop_early"] = Field(
+        default="warn", description="on a breach; stop_early: at the last step forecast within budget"
+    )
     false_alarm: float = Field(
         default=0.05, gt=0, lt=1, description="chance a run within budget is stopped or rolled back, all checks"
     )

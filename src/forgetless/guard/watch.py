@@ -4,8 +4,10 @@ A TrainerCallback. At watched steps it scores the probes on the weights as they 
 results go through the content cache, so the stage's final evaluation reuses the last check), compares
 them item by item with the baseline, checks the budget and follows the policy: `warn` (record the
 breach and go on), `stop` (stop here, keep these weights) or `rollback` (restore the best weights
-within budget: most target gain, else the latest, else the starting weights; then stop). Checks
+within budget: most target gain, else the latest, else the starting weights; then stop) or
+`stop_early` (stop at the last step the forecast keeps within budget, see guard.early_stop). Checks
 before the last are sequential (guard.sequential): parts of the items first, all only when needed.
+After each check but the last, every budgeted change is forecast at the run's end (guard.forecast).
 
 A run is stopped or rolled back only on an `over` verdict (the interval of a loss wholly past its
 limit; see `guard.budget`), never on an inconclusive one. The run's false-alarm rate `false_alarm`
@@ -40,14 +42,16 @@ from forgetless.cache import ResultCache
 from forgetless.distributed import broadcast, is_main_process
 from forgetless.evaluation.audit import compare_evals
 from forgetless.evaluation.evaluate import score_probe
+from forgetless.guard import early_stop
 from forgetless.guard.budget import DEFAULT_ALPHA, Budget, estimates_within, over_budget
+from forgetless.guard.forecast_watch import forecast_checks, summary
 from forgetless.guard.resolution import unresolvable
 from forgetless.guard.sequential import SequentialCheck, SequentialScorer
 from forgetless.models import LoadedModel
 from forgetless.paths import write_json_atomic
 from forgetless.probes import Probe, ProbeResult, ScoreOptions
 
-POLICIES = ("warn", "stop", "rollback")
+POLICIES = ("warn", "stop", "rollback", "stop_early")
 log = logging.getLogger(__name__)
 
 
@@ -93,6 +97,7 @@ class Watch(TrainerCallback):
         self._parts: SequentialScorer | None = None  # built at the first check that can stop early
         self._last_check = 0
         self._steps_timed = 0
+        self._plan: dict[str, Any] | None = None  # stop_early: the stop the latest forecast planned
 
     def attach(self, trainer: Any) -> None:
         """Given the trainer so checks are logged through `Trainer.log` (and so to `report_to`)."""
@@ -112,6 +117,7 @@ class Watch(TrainerCallback):
             self.history |= {"points": kept, "events": events}
         if not self.history["points"] and is_main_process():
             self._record_start(model)
+        self.history["max_steps"] = state.max_steps  # the end a forecast predicts
         self._clock = time.perf_counter()
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
@@ -124,7 +130,12 @@ class Watch(TrainerCallback):
             check = (model, state.global_step, state.max_steps)
             decision = broadcast(self._check(*check) if is_main_process() else None)
             self._last_check = state.global_step
-        if decision and decision["action"] in ("stop", "rollback"):
+            self._plan = decision.get("plan")
+        due = self._plan is not None and state.global_step >= self._plan["step"]
+        if due and not (decision and decision["action"] in ("stop", "rollback")):
+            decision = early_stop.decision(self._plan, state.global_step)
+            self.history["events"].append(decision)
+        if decision and decision["action"] in ("stop", "rollback", "stop_early"):
             if decision["action"] == "rollback" and decision.get("restore"):
                 from safetensors.torch import load_model
 
@@ -222,14 +233,20 @@ class Watch(TrainerCallback):
         }
         action = "continue"
         if over:
-            action = self.settings.policy if self.settings.policy != "warn" else "warn"
+            action = {"warn": "warn", "stop_early": "stop"}.get(self.settings.policy, self.settings.policy)
         elif self.settings.policy == "rollback" and estimates_within(checks) and self._better_than_best(point):
             # A rollback point must be better than "not proven over": every estimated loss inside its limit.
             self._save_best(model, point)
+        forecasts = [] if last else forecast_checks([*self.history["points"], point], max_steps)
+        point["forecast"] = [summary(f) for f in forecasts]
+        if forecasts:
+            self.history["forecast"] = {"made_at": step, "forecasts": [f.to_dict() for f in forecasts]}
+        planned = early_stop.plan(forecasts, step) if self.settings.policy == "stop_early" and not over else None
         point["seconds"] = time.perf_counter() - start
         self.history["watch_seconds"] += point["seconds"]
         self.history["points"].append(point)
         decision = {"action": action, "step": step, "over": [c.to_dict() for c in over]}
+        decision["plan"] = planned.to_dict() if planned else None
         if over:
             best = self.history["best"]
             decision["restore"] = str(self.best_path) if action == "rollback" and best else None
@@ -264,6 +281,8 @@ class Watch(TrainerCallback):
         logs["watch/within_budget"] = float(point["within"])
         logs["watch/seconds"] = point["seconds"]
         logs["watch/items_share"] = point.get("items_share", 1.0)
+        for f in point.get("forecast", []):  # the change forecast at the run's last step, in the limit's unit
+            logs[f"watch/forecast/{f['probe']}" + ("/nats" if f["unit"] == "nats" else "")] = f["change"]
         control = self.trainer.control
         should_log = control.should_log  # Trainer.log clears it, which would drop this step's loss line
         self.trainer.log(logs)
@@ -296,6 +315,7 @@ def _empty() -> dict[str, Any]:
         "watch_seconds": 0.0,
         "train_seconds": 0.0,
         "notes": [],  # what the budget cannot resolve with these items (guard.resolution)
+        "forecast": None,  # the latest forecast of every budgeted change at the run's end (guard.forecast_watch)
     }
 
 

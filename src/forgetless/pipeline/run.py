@@ -258,7 +258,9 @@ def guard_markdown(guard: dict[str, Any]) -> list[str]:
     lines = ["## Forgetting budget", "", f"Budget `{guard['budget']}`, policy `{guard['policy']}`.", ""]
     stopped = guard["stopped"]
     if stopped:
-        what = {"stop": "stopped the run", "rollback": "rolled back and stopped the run"}[stopped["action"]]
+        what = {"stop": "stopped the run", "rollback": "rolled back and stopped the run"}.get(
+            stopped["action"], "stopped the run early, before a forecast breach"
+        )
         lines.append(f"- The guard {what} in stage `{stopped['stage']}` at step {stopped['step']}: {stopped['why']}.")
         if stopped["action"] == "rollback":
             step = stopped.get("restored_step")
