@@ -1,6 +1,6 @@
 """Probes: one kind per file, registered by name in PROBES."""
 
-from forgetless.probes import canary, choice, classifier, embedding, linear, lmeval, perplexity  # noqa: F401  (registers)
+from forgetless.probes import canary, choice, classifier, embedding, generation, linear, lmeval, perplexity  # noqa: F401  (registers)
 from forgetless.probes.base import (
     PROBES,
     Comparison,
