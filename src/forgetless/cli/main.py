@@ -220,6 +220,21 @@ def compare_command(
     run_compare(results, budget, out)
 
 
+@app.command("forecast")
+@friendly
+def forecast_command(
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN_DIR", help="A watched run's output_dir (a ForgetGuard's, or a watch.json).")
+    ],
+    share: Annotated[float, typer.Option(help="The share of the checks the forecast is fitted on.")] = 0.25,
+    level: Annotated[float, typer.Option(help="Two-sided level of the forecast intervals.")] = 0.9,
+) -> None:
+    """Re-fit a finished or stopped run's forgetting from its first checks and set it against what happened."""
+    from forgetless.cli.forecast import run_forecast
+
+    run_forecast(run_dir, share, level)
+
+
 @app.command("ls")
 @friendly
 def ls_command(what: Annotated[str, typer.Argument(help="methods, probes or suites")]) -> None:
@@ -273,7 +288,11 @@ def run_command(
         str | None, typer.Option(help="Forgetting budget, e.g. '2pt,5%,lambada:10%' (sets guard.budget).")
     ] = None,
     policy: Annotated[
-        str | None, typer.Option(help="On a breach of the budget: warn, stop or rollback (sets guard.policy).")
+        str | None,
+        typer.Option(
+            help="On a breach of the budget: warn, stop, rollback, or stop_early (at the last step forecast within "
+            "budget) (sets guard.policy)."
+        ),
     ] = None,
     every: Annotated[
         str | None, typer.Option(help="Check the budget every N steps, or auto (sets guard.every).")

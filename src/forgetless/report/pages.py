@@ -9,6 +9,7 @@ from markupsafe import Markup
 
 from forgetless.report import sections as s
 from forgetless.report.curves import dynamics_figure, repair_figure
+from forgetless.report.forecast import forecast_figure
 from forgetless.report.html import Section, diagnostics_section, figures_section, page
 from forgetless.report.plots import change_figure, limits_of, loss_figure, matrix_figure, scores_figure
 from forgetless.report.verdict import audit_verdict, eval_verdict, repair_verdict, run_verdict
@@ -109,6 +110,12 @@ def run_page(result: dict[str, Any]) -> str:
             )
             build = partial(dynamics_figure, watch, target=f"stage_{name}")
             figures.append((f"Forgetting dynamics: stage {name}", caption, build))
+            caption = (
+                f"Stage {name}: each budgeted change (in its limit's unit, positive = worse) at every check, the "
+                "shifted power law fitted to the first checks (filled) with its band, the limit (dashed), where the "
+                "curve crosses it, and the forecast at the end with its interval; hollow: checks the fit did not see."
+            )
+            figures.append((f"Forecast: stage {name}", caption, partial(forecast_figure, watch)))
     if result.get("transfer"):
         caption = (
             "R[i][j]: score on stage j's held-out data after stage i (-log perplexity, higher is better; row 0: "
