@@ -12,12 +12,12 @@ import time
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from forgetless.data.sources import load_records, select_items
 from forgetless.metrics import accuracy_interval, paired_accuracy_delta
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
+from forgetless.probes.generate import GenerationRequest, encode_prompt, generate_texts
 from forgetless.probes.templates import render
 
 
@@ -76,28 +76,16 @@ class CanaryProbe(Probe):
         material = {"texts": texts, "expect": [p.expect for p in prompts], "max_new": self.config.max_new_tokens}
         return {"prompts": prompts, "texts": texts, "material": material}
 
-    @torch.inference_mode()
     def score(self, lm: Any, prepared: dict[str, Any], options: ScoreOptions) -> ProbeResult:
         start = time.perf_counter()
-        tok, texts = lm.tokenizer, prepared["texts"]
-        side = tok.padding_side
-        tok.padding_side = "left"  # generation continues from the right edge of every row
-        try:
-            batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
-        finally:
-            tok.padding_side = side
-        output = lm.model.generate(
-            **batch,
-            max_new_tokens=self.config.max_new_tokens,
-            do_sample=False,
-            pad_token_id=tok.pad_token_id,
-            temperature=None,
-            top_p=None,
-            top_k=None,
+        # Prompts as written (a chat template already holds its special tokens): no BOS added.
+        requests = [
+            GenerationRequest(encode_prompt(lm.tokenizer, t, add_special_tokens=False), self.config.max_new_tokens)
+            for t in prepared["texts"]
+        ]
+        generations = generate_texts(
+            lm, requests, batch_tokens=options.batch_tokens, max_length=options.max_length, progress=options.progress
         )
-        generations = tok.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-        if options.progress is not None:
-            options.progress(len(texts))
         prompts: list[CanaryPrompt] = prepared["prompts"]
         hits = [int(all(e.lower() in g.lower() for e in p.expect)) for p, g in zip(prompts, generations, strict=True)]
         metrics = {}
