@@ -10,6 +10,7 @@ their probes are tested with the package; a suite file of the user's own is chec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,29 +34,38 @@ def run_data_problems(data: dict[str, Any], base_dir: Path) -> list[str]:
 
 
 def source_problems(
-    where: str, sources: list[Source], base_dir: Path, templates: dict[str, str | None]
+    where: str,
+    sources: list[Source],
+    base_dir: Path,
+    templates: dict[str, str | None],
+    streaming: bool = False,
+    shape: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> tuple[list[str], int | None]:
-    """Sources without records and templates that fail on a source's first record; and the number of
-    records (None when a source was not read: a hub source, or a path reported missing elsewhere)."""
+    """Sources without records, templates that fail on a source's first record and a first record of the
+    wrong `shape`; and the number of records (None when a source was not read: a hub source, or a path
+    reported missing elsewhere; or streamed, when only the first record is read)."""
     problems: list[str] = []
-    total: int | None = 0
+    total: int | None = None if streaming else 0
     for j, source in enumerate(sources):
         if source.hub or (source.path and not _local(source.path, base_dir).exists()):
             total = None  # not read here (hub), or already reported as a missing path
             continue
         try:
-            records = load_one(source, base_dir)
+            records = load_one(source, base_dir, streaming)
+            first = next(iter(records), None) if streaming else (records[0] if len(records) else None)
         except ForgetlessError as error:
             problems.append(f"{where}.source.{j}: {_sentence(error)}")
             total = None
             continue
-        if len(records) == 0:
+        if first is None:
             problems.append(
                 f"{where}.source.{j}: '{source.describe()}' has no records; point it at data with at least one"
             )
             continue
         total = None if total is None else total + len(records)
-        first = records[0]
+        wrong = shape(first) if shape else None
+        if wrong:
+            problems.append(f"{where}.source.{j}: the first record of '{source.describe()}' {wrong}")
         for field, template in templates.items():
             if template is None:
                 continue
@@ -71,9 +81,11 @@ def stage_data_problems(where: str, entry: Any, base_dir: Path) -> list[str]:
     from forgetless.config.run import DataConfig
 
     def templates(data: Any) -> dict[str, str | None]:
+        if data.format in ("messages", "prompt_completion"):
+            return {}  # TRL's fields, read as they are: their shape is checked instead
         return {"prompt": data.prompt, "response": data.response} if data.format == "chat" else {"text": data.text}
 
-    return entry_problems(where, entry, base_dir, DataConfig, templates)
+    return entry_problems(where, entry, base_dir, DataConfig, templates, lambda data: SHAPES.get(data.format))
 
 
 def labelled_data_problems(where: str, entry: Any, base_dir: Path, config_class: type[Any]) -> list[str]:
@@ -83,7 +95,9 @@ def labelled_data_problems(where: str, entry: Any, base_dir: Path, config_class:
     )
 
 
-def entry_problems(where: str, entry: Any, base_dir: Path, config_class: type[Any], templates: Any) -> list[str]:
+def entry_problems(
+    where: str, entry: Any, base_dir: Path, config_class: type[Any], templates: Any, shape: Any = None
+) -> list[str]:
     """Validate `entry` as `config_class` (its problems are reported by the config validation), then read it."""
     try:
         data = config_class(**entry) if isinstance(entry, dict) else None
@@ -91,7 +105,9 @@ def entry_problems(where: str, entry: Any, base_dir: Path, config_class: type[An
         return []
     if data is None:
         return []
-    problems, total = source_problems(where, data.source, base_dir, templates(data))
+    streaming = getattr(data, "streaming", False)
+    check = shape(data) if shape else None
+    problems, total = source_problems(where, data.source, base_dir, templates(data), streaming, check)
     if total:
         used = min(total, data.limit or total)
         if data.held_out >= used:
@@ -100,6 +116,46 @@ def entry_problems(where: str, entry: Any, base_dir: Path, config_class: type[An
                 "lower held_out or add data"
             )
     return problems
+
+
+def _messages_problem(value: Any, field: str) -> str | None:
+    if isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value):
+        return None
+    return f"has a `{field}` that is not a list of {{role, content}} messages (got {value!r:.60})"
+
+
+def _messages_shape(record: dict[str, Any]) -> str | None:
+    """format: messages reads TRL's `messages` field: a list of {role, content}."""
+    if "messages" not in record:
+        return f"has no `messages` field (fields: {', '.join(sorted(record))}); format: messages reads TRL's"
+    return _messages_problem(record["messages"], "messages")
+
+
+def _prompt_completion_shape(record: dict[str, Any]) -> str | None:
+    """format: prompt_completion reads TRL's `prompt` and `completion`: both text, or both messages."""
+    missing = [k for k in ("prompt", "completion") if k not in record]
+    if missing:
+        return (
+            f"lacks {' and '.join(missing)} (fields: {', '.join(sorted(record))}); format: prompt_completion reads both"
+        )
+    prompt, completion = record["prompt"], record["completion"]
+    if isinstance(prompt, str) and isinstance(completion, str):
+        return None
+    return _messages_problem(prompt, "prompt") or _messages_problem(completion, "completion")
+
+
+SHAPES = {"messages": _messages_shape, "prompt_completion": _prompt_completion_shape}
+
+
+def check_streaming(data: Any) -> Any:
+    """A streamed data config must not need the whole set: held_out takes the last records, a stream's end."""
+    if data.streaming and data.held_out:
+        raise ValueError(
+            f"held_out {data.held_out} takes the last records of the data, which a stream reaches only at its end; "
+            "put the held-out records in a file of their own and score it as a perplexity probe of the suite, "
+            "or set streaming: false"
+        )
+    return data
 
 
 def suite_problems(spec: str, config_dir: Path) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from forgetless.config.data_check import run_data_problems
+from forgetless.config.data_check import check_streaming, run_data_problems
 from forgetless.config.hints import misplaced_hint
 from forgetless.config.locations import misplaced, resolve_file_paths, resolve_override
 from forgetless.config.model import ModelConfig, ModelSpec, model_problems
@@ -32,7 +32,8 @@ class DataConfig(Strict):
     """Where text comes from and how a record becomes a training example."""
 
     source: list[Source]
-    format: Literal["text", "chat", "pack"] = "text"
+    # messages / prompt_completion: TRL's fields, loss on the assistant turns / the completion (train.chat)
+    format: Literal["text", "chat", "messages", "prompt_completion", "pack"] = "text"
     text: str = "{{ text }}"  # template for `text` and `pack`
     prompt: str = "{{ prompt }}"  # templates for `chat`: loss on the response only
     response: str = "{{ response }}"
@@ -41,6 +42,12 @@ class DataConfig(Strict):
         default=0, ge=0, description="last N records kept out of training, scored as this stage's probe"
     )
     seed: int = 1234
+    streaming: bool = Field(default=False, description="read records as training uses them (datasets streaming)")
+    shuffle_buffer: int = Field(default=1000, gt=0, description="records a stream is shuffled through (streaming)")
+
+    @model_validator(mode="after")
+    def _stream(self) -> DataConfig:
+        return check_streaming(self)
 
     @field_validator("source", mode="before")
     @classmethod

@@ -43,7 +43,8 @@ def _safely(what: str, compute: Callable[[], Any]) -> Any:
 
 
 def _texts(data: Any, n: int) -> list[str]:
-    head = data[: n * 4] if isinstance(data, list) else data[: n * 4]["text"]  # a Dataset: read only the head
+    # A Dataset or a stream (IterableDataset): read only the head.
+    head = data[: n * 4] if isinstance(data, list) else [row["text"] for row in data.take(n * 4)]
     return [t for t in head if t.strip()][:n]
 
 

@@ -35,6 +35,9 @@ class TrainContext:
 
     tokenizer: Any
     keep_texts: list[str] = field(default_factory=list)  # general text the model must not forget
+    # The keep data streamed (a `datasets.IterableDataset` with `text`), when it is; keep_texts then holds its
+    # first texts, and replay draws from the stream itself.
+    keep_stream: Any = None
     # For a model that is not a language model (a classifier): (inputs, targets) batches of what must
     # not be forgotten, such as earlier tasks' data; EWC estimates its Fisher on these when given.
     keep_batches: list[tuple[Any, torch.Tensor]] = field(default_factory=list)

@@ -30,7 +30,7 @@ from forgetless.probes import Comparison, Probe
 from forgetless.report.html import write_report
 from forgetless.report.markdown import audit_markdown
 from forgetless.suites import load_suite
-from forgetless.train.data import load_examples
+from forgetless.train.data import load_examples, load_keep
 from forgetless.train.finetune import FinetuneSettings, finetune, settings_from
 
 RUN_SCHEMA = "forgetless.run/1"
@@ -87,7 +87,7 @@ def run(
     suite = load_suite(config.suite)
     lm = load_model(config.model.path, device=config.device, **config.model.load_kwargs())
     tok = lm.tokenizer
-    keep = load_examples(config.keep, tok, config_dir, "keep data")[0]["text"] if config.keep else []
+    keep, keep_stream = load_keep(config.keep, tok, config_dir) if config.keep else ([], None)
     stages, stage_probes = [], []
     for stage in config.stages:
         train, held_out = load_examples(stage.data, tok, config_dir, f"stage '{stage.name}' data")
@@ -105,7 +105,9 @@ def run(
     watched = load_suite(config.guard.probes) if config.guard.probes else suite
     watch_base = evaluate(lm, watched, extra_probes=stage_probes) if is_main_process() else None
     evals, stopped = [baseline], None
-    context = TrainContext(tokenizer=tok, keep_texts=list(keep), seed=config.training.seed, state_dir=out / "state")
+    context = TrainContext(
+        tokenizer=tok, keep_texts=keep, keep_stream=keep_stream, seed=config.training.seed, state_dir=out / "state"
+    )
     model = lm.model
     for i, stage in enumerate(config.stages):
         context.stage = i

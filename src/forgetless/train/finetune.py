@@ -73,7 +73,9 @@ def finetune(
     resume: bool = False,
     callbacks: list[Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Train on `texts` (a list or a `datasets.Dataset` with a `text` column) with `methods`.
+    """Train on `texts` (a list, or a `datasets.Dataset` or streamed `IterableDataset` with a `text` column) with
+    `methods`. A stream is read as the steps consume it; `settings.steps` ends the training (a stream that runs
+    out first is read again from its start, as Trainer's next epoch).
 
     `callbacks` are extra TrainerCallbacks (the guard's watch); one with an `attach` method is given
     the trainer, so it can log through it.
@@ -84,7 +86,7 @@ def finetune(
     from transformers import DataCollatorForSeq2Seq, set_seed
 
     from forgetless.train.checkpoints import resume_point
-    from forgetless.train.data import tokenize_examples
+    from forgetless.train.data import is_stream, tokenize_examples
     from forgetless.train.history import StageClock, read_state, saved_seconds, whole_stage
     from forgetless.train.stall import StallWarning
     from forgetless.train.trainer import ForgetlessTrainer
@@ -102,7 +104,8 @@ def finetune(
     dataset = datasets.Dataset.from_dict({"text": list(texts)}) if isinstance(texts, list) else texts
     for method in methods:
         dataset = method.training_data(dataset, context)
-    if len(dataset) == 0:
+    empty = next(iter(dataset), None) is None if is_stream(dataset) else len(dataset) == 0  # a stream: one record
+    if empty:
         raise ForgetlessError("the training data is empty", "give at least one training text")
     args = training_arguments(output_dir, settings)
     # The last complete checkpoint: one cut off mid-save (kill -9, full disk) is skipped, and said.
