@@ -54,6 +54,10 @@ def tasks(tmp_path: Path, mc_data: Path, text_data: Path) -> Path:
         f"task: tiny_gen\n{DATA.format(data=mc_data)}output_type: generate_until\n"
         'doc_to_text: "{{question}}"\ndoc_to_target: "{{answerKey}}"\n'
     )
+    (folder / "tiny_sampled.yaml").write_text(
+        "include: tiny_gen.yaml\ntask: tiny_sampled\n"
+        "generation_kwargs: {until: [x], do_sample: true, temperature: 0.7}\n"
+    )
     (folder / "tiny_hub.yaml").write_text(f"task: tiny_hub\ndataset_path: nobody/no_such_dataset\n{MC}")
     code = folder / "code"
     code.mkdir()  # its own folder, so the tasks above index without it
@@ -124,8 +128,8 @@ def test_lm_evals_own_task_code_runs_without_asking() -> None:
 
 
 def test_what_the_probe_cannot_do_is_said_before_a_model_loads(tasks: Path) -> None:
-    with pytest.raises(ForgetlessError, match="generate_until.*does not support yet"):
-        probe(str(tasks / "tiny_gen.yaml"))
+    with pytest.raises(ForgetlessError, match=r"samples its generations \(do_sample: True, temperature: 0.7\)"):
+        probe(str(tasks / "tiny_sampled.yaml"))
     with pytest.raises(ForgetlessError, match="mixes output types"):
         probe("tiny_mixed", include_path=[str(tasks)])
     with pytest.raises(
@@ -235,5 +239,6 @@ def test_a_run_config_takes_an_lm_eval_suite_and_budgets_it_in_its_units(tasks: 
     assert check_references(fine, tmp_path) == []
     wrong = check_references({"suite": suite, "guard": {"budget": "tiny_mc:5%,tiny_rolling:0.05nats"}}, tmp_path)
     assert len(wrong) == 2 and "measured by acc" in wrong[0] and "no gold answer log-probability" in wrong[1]
-    (problem,) = check_references({"suite": f"lm-eval:{tasks / 'tiny_gen.yaml'}"}, tmp_path)
-    assert problem.startswith("suite: ") and "generate_until" in problem
+    assert check_references({"suite": f"lm-eval:{tasks / 'tiny_gen.yaml'}", "guard": {"budget": "2pt"}}, tmp_path) == []
+    (problem,) = check_references({"suite": f"lm-eval:{tasks / 'tiny_sampled.yaml'}"}, tmp_path)
+    assert problem.startswith("suite: ") and "greedy generations only" in problem

@@ -19,9 +19,10 @@ Items are a seeded random sample of `limit` documents of the task's evaluation s
 validation), pooled over a group's tasks: forgetless's sampling, not lm-eval's first `--limit` documents.
 Few-shot examples come from lm-eval's sampler seeded with `fewshot_seed` (lm-eval's default 1234).
 Offline, hub datasets fail at once; `overrides` (lm-eval task keys, e.g. `dataset_path: json` and
-`dataset_kwargs: {data_files: {test: my.jsonl}}`) point a named task at local files. Tasks that generate
-text (`generate_until`) are not supported yet. A task from outside lm-eval that would run code needs
-`trust_code`; its templates render in Jinja's sandbox unless trusted (lmeval_code.py).
+`dataset_kwargs: {data_files: {test: my.jsonl}}`) point a named task at local files. `generate_until` tasks
+generate greedily through forgetless's engine (probes/generate.py, settings read as lm-eval's `hf` model reads
+them: lmeval_generate.py); each item keeps its generation. A task from outside lm-eval that would run code
+needs `trust_code`; its templates render in Jinja's sandbox unless trusted (lmeval_code.py).
 """
 
 from __future__ import annotations
@@ -41,7 +42,16 @@ from forgetless.metrics import paired_mean_delta
 from forgetless.probes.base import PROBES, Comparison, Probe, ProbeConfig, ProbeResult, ScoreOptions
 from forgetless.probes.choice import gold_comparisons
 from forgetless.probes.lmeval_code import sandboxed_templates
-from forgetless.probes.lmeval_requests import LmEvalDoc, build_error, describe, doc_requests, set_fewshot, tokenized
+from forgetless.probes.lmeval_generate import generated, refuse_settings
+from forgetless.probes.lmeval_requests import (
+    LmEvalDoc,
+    build_error,
+    describe,
+    doc_requests,
+    request_material,
+    set_fewshot,
+    tokenized,
+)
 from forgetless.probes.lmeval_results import aggregation_names, comparison_of, metric_of
 from forgetless.probes.lmeval_tasks import SUPPORTED, TaskPlan, common_metrics, manager, plan_task, quiet
 from forgetless.probes.perplexity import document_nll, perplexity_comparison, perplexity_metrics
@@ -134,8 +144,10 @@ class LmEvalProbe(Probe):
             raise ForgetlessError(
                 f"probe '{cfg.name}': lm-eval task '{cfg.task}' has output type(s) "
                 f"{sorted({t.OUTPUT_TYPE for _, t, _ in leaves})}, not one of {list(SUPPORTED)}",
-                "give a multiple_choice, loglikelihood or loglikelihood_rolling task",
+                "give a task of one of these output types",
             )
+        for name, task, _ in leaves if output == "generate_until" else []:
+            refuse_settings(name, task.config.generation_kwargs, cfg.name)
         self.output = output
         pool = [(leaf, i) for leaf in range(len(leaves)) for i in range(len(leaves[leaf][2]))]
         chosen = [pool[i] for i in select_items(len(pool), cfg.limit, cfg.seed)]
@@ -170,7 +182,7 @@ class LmEvalProbe(Probe):
                     json.dumps([d.task.task_name, d.doc_id, d.doc], sort_keys=True, default=str).encode(),
                     digest_size=16,
                 ).hexdigest(),
-                "requests": [[list(r.context), list(r.continuation)] for r in d.requests],
+                "requests": [request_material(r) for r in d.requests],
                 "tokens": d.tokens,
                 "gold": d.gold,
             }
@@ -201,6 +213,8 @@ class LmEvalProbe(Probe):
         if self.output == "loglikelihood_rolling":
             nll = document_nll(lm, [d.tokens for d in docs], options, self.config.max_length)
             responses: list[list[Any]] = [[-n] for n in nll]
+        elif self.output == "generate_until":
+            responses = generated(lm, docs, options)
         else:
             max_length = options.max_length or model_max_length(lm.model)
             groups = [d.requests for d in docs]
@@ -215,10 +229,10 @@ class LmEvalProbe(Probe):
         """Per document: lm-eval's filters and process_results on forgetless's scores, and the raw scores."""
         by_task: dict[int, list[Any]] = {}
         for d, resps in zip(docs, responses, strict=True):
-            for instance, resp in zip(d.instances, resps, strict=True):
-                instance.resps, instance.filtered_resps = [resp], {}
+            for instance, resp in zip(d.instances, resps, strict=True):  # lm-eval: one response per repeat
+                instance.resps, instance.filtered_resps = [resp] * max(1, instance.repeats), {}
             by_task.setdefault(id(d.task), []).extend(d.instances)
-        values = []
+        values, shown = [], []
         with self._templates():
             for d in {id(d.task): d for d in docs}.values():
                 d.task._instances = by_task[id(d.task)]
@@ -227,9 +241,10 @@ class LmEvalProbe(Probe):
                 key = next(iter(d.instances[0].filtered_resps), None)
                 filtered = [i.filtered_resps[key] if key is not None else i.resps[0] for i in d.instances]
                 values.append(d.task.process_results(d.doc, filtered))
+                shown.append(filtered[0])
         keep = [m for m, agg in self._meta["aggregation"].items() if agg and all(m in v for v in values)]
         items: dict[str, list[Any]] = {"task": [], "doc_id": [], **{m: [] for m in keep}}
-        for d, resps, doc_values in zip(docs, responses, values, strict=True):
+        for d, resps, doc_values, answer in zip(docs, responses, values, shown, strict=True):
             items["task"].append(d.task.task_name)
             items["doc_id"].append(d.doc_id)
             for metric in keep:
@@ -240,6 +255,9 @@ class LmEvalProbe(Probe):
                 items.setdefault("gold", []).append(d.gold)
             elif self.output == "loglikelihood":
                 items.setdefault("ll", []).append(float(resps[0][0]))
+            elif self.output == "generate_until":  # the generation, and what the task's filters made of it
+                items.setdefault("generation", []).append(resps[0])
+                items.setdefault("filtered", []).append(answer if isinstance(answer, str) else str(answer))
             else:
                 items.setdefault("nll", []).append(-float(resps[0]))
                 items.setdefault("tokens", []).append(float(len(d.tokens)))

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forgetless.errors import ForgetlessError
+from forgetless.probes.generate import GenerationRequest
 from forgetless.probes.lmeval_code import template_refused
+from forgetless.probes.lmeval_generate import generation_request
 from forgetless.probes.lmeval_tasks import TaskPlan
-from forgetless.probes.scoring import encode_pair
+from forgetless.probes.scoring import Request, encode_pair
 
 DATASET_KEYS = {"dataset_path", "dataset_name", "dataset_kwargs", "custom_dataset"}
 
@@ -73,7 +75,16 @@ def tokenized(d: LmEvalDoc, tokenizer: Any, output: str) -> LmEvalDoc:
     """A copy of the document with its requests in this tokenizer's tokens (lm-eval's encoding, scoring.py)."""
     if output == "loglikelihood_rolling":
         return dataclasses.replace(d, tokens=tokenizer.encode(d.instances[0].args[0], add_special_tokens=False))
+    if output == "generate_until":
+        return dataclasses.replace(d, requests=[generation_request(tokenizer, *i.args[:2]) for i in d.instances])
     return dataclasses.replace(d, requests=[encode_pair(tokenizer, i.args[0], i.args[1]) for i in d.instances])
+
+
+def request_material(request: Request | GenerationRequest) -> list[Any]:
+    """A request as it keys the result cache: its tokens, and a generation's settings."""
+    if isinstance(request, GenerationRequest):
+        return [list(request.context), request.max_new_tokens, list(request.until)]
+    return [list(request.context), list(request.continuation)]
 
 
 def describe(plan: TaskPlan, leaves: list[tuple[str, Any, list[Any]]], overrides: dict[str, Any]) -> str:

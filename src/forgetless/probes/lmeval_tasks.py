@@ -25,9 +25,10 @@ from typing import Any
 
 from forgetless.errors import ForgetlessError
 from forgetless.probes.lmeval_code import code_in_config, read_yaml
+from forgetless.probes.lmeval_generate import refuse_settings
 
 INSTALL = 'pip install "forgetless[lm-eval]"'
-SUPPORTED = ("multiple_choice", "loglikelihood", "loglikelihood_rolling")
+SUPPORTED = ("multiple_choice", "loglikelihood", "loglikelihood_rolling", "generate_until")
 # lm-eval's default metrics per output type (lm_eval.api.registry.DEFAULT_METRIC_REGISTRY, 0.4.13)
 GROUPS = {"GROUP": "group", "TAG": "tag"}  # lm-eval's index kinds that stand for several tasks
 DEFAULT_METRICS = {
@@ -221,6 +222,8 @@ def _add_leaves(
         plan.leaf_metrics.append(
             [m["metric"] for m in listed if isinstance(m.get("metric"), str)] or DEFAULT_METRICS.get(output, [])
         )
+        if output == "generate_until":  # greedy only: a sampling task is refused before a model loads
+            refuse_settings(str(cfg.get("task")), cfg.get("generation_kwargs"))
         if external:
             plan.code += [f"{origin or 'overrides'}: {what}" for what in code_in_config(cfg, listed)]
         return
@@ -252,12 +255,6 @@ def _add_code(plan: TaskPlan, functions: dict[Path, list[str]]) -> None:
 def _finish(plan: TaskPlan, overrides: dict[str, Any]) -> TaskPlan:
     plan.external = plan.external or bool(overrides)
     unsupported = [t for t in plan.output_types if t not in SUPPORTED]
-    if "generate_until" in unsupported:
-        raise ForgetlessError(
-            f"lm-eval task '{plan.spec}' generates text (output_type generate_until), which the lm_eval probe "
-            "does not support yet",
-            "use a multiple_choice, loglikelihood or loglikelihood_rolling task, or a `canary` probe for generations",
-        )
     if len(plan.output_types) > 1 and "unknown (a Python task)" not in plan.output_types:
         raise ForgetlessError(
             f"lm-eval {plan.kind} '{plan.spec}' mixes output types {plan.output_types}",
