@@ -104,8 +104,7 @@ def finetune(
     dataset = datasets.Dataset.from_dict({"text": list(texts)}) if isinstance(texts, list) else texts
     for method in methods:
         dataset = method.training_data(dataset, context)
-    empty = next(iter(dataset), None) is None if is_stream(dataset) else len(dataset) == 0  # a stream: one record
-    if empty:
+    if not is_stream(dataset) and len(dataset) == 0:  # a stream's source was found not empty when it was opened
         raise ForgetlessError("the training data is empty", "give at least one training text")
     args = training_arguments(output_dir, settings)
     # The last complete checkpoint: one cut off mid-save (kill -9, full disk) is skipped, and said.
