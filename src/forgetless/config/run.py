@@ -117,6 +117,10 @@ class GuardConfig(Strict):
     sequential: bool = Field(
         default=True, description="score checks in parts, stopping once every budgeted probe is within its limit"
     )
+    kl: bool = Field(
+        default=False,
+        description="log the KL from the base on each stage's held-out inputs (guard.kl_signal); on with a kl: limit",
+    )
     auto_values: list[float] | None = Field(
         default=None, min_length=2, description="--auto's candidate strengths; default: the method's usual range"
     )
@@ -326,6 +330,13 @@ def _budget_problems(guard: dict[str, Any], suite: Any, stages: list[Any]) -> li
         return []
     targets = [f"stage_{s.get('name')}" for s in stages if isinstance(s, dict)] + ["target"]
     problems = [f"guard.{p}" for p in budget.problems(probe_metrics(watched.probes), targets)]
+    if (budget.kl_limit or guard.get("kl")) and any(
+        isinstance(s, dict) and not (s.get("data") or {}).get("held_out") for s in stages
+    ):
+        problems.append(
+            "guard: the KL signal (a kl: limit or guard.kl) is measured on each stage's held-out inputs; give every "
+            "stage data.held_out (e.g. 32)"
+        )
     if guard.get("watch") is False and guard.get("policy", "warn") != "warn":
         problems.append(
             "guard: a stop or rollback policy needs guard.watch: true (the budget is checked while training)"

@@ -165,11 +165,11 @@ class BudgetCheck:
         return dataclasses.asdict(self)
 
     def describe(self) -> str:
-        unit = {"points": " points", "percent": "%", "nats": " nats"}.get(self.unit, f" {self.unit}")
-        word = "rise" if self.unit == "percent" else "drop"
-        text = f"{self.probe}: {self.metric} {word} {self.change:+.{3 if self.unit == 'nats' else 1}f}{unit}"
+        unit = {"points": " points", "percent": "%", "nats": " nats", "kl": " nats"}.get(self.unit, f" {self.unit}")
+        word = "rise" if self.unit in ("percent", "kl") else "drop"  # kl: the KL from the base (guard.kl_signal)
+        digits = 3 if self.unit in ("nats", "kl") else 1
+        text = f"{self.probe}: {self.metric} {word} {self.change:+.{digits}f}{unit}"
         if self.low is not None and self.high is not None and self.level is not None:
-            digits = 3 if self.unit == "nats" else 1
             text += f" [{self.low:+.{digits}f}, {self.high:+.{digits}f}] at {_level(self.level)}"
         text += f" (limit {self.limit:g}{unit}, {self.status}"
         if self.status == "inconclusive":

@@ -7,6 +7,10 @@ A budget is a list of limits, each written `[probe:]AMOUNT UNIT`:
 - `0.05nats`: a multiple-choice probe's gold answer may lose at most 0.05 nats of log-probability
   (normalized over its choices) on average: a per-item measure that sees a change long before
   enough answers flip to move the accuracy.
+- `kl:0.05`: the mean KL divergence from the base model's next-token distributions to the tuned
+  model's, on held-out inputs of the new task, may reach at most 0.05 nats (guard.kl_signal): a limit
+  for users without general data. It has no pairing (the base's KL is 0 by definition): it is judged
+  on the one-sample t interval of the per-sequence KLs, a random sample of the task's inputs.
 
 A limit without a probe name applies to every general probe measured in its unit (canaries'
 expect_rate only when named: a few prompts cannot resolve a few points); a named limit overrides
@@ -52,8 +56,9 @@ UNITS = {
 ACCURACY_METRICS = {"acc", "acc_norm", "acc_bytes", "expect_rate", "exact_match"}
 PERPLEXITY_METRICS = {"perplexity", "word_perplexity", "byte_perplexity"}
 LOGPROB_METRICS = {"gold_logprob"}
-UNIT_METRICS = {"points": ACCURACY_METRICS, "percent": PERPLEXITY_METRICS, "nats": LOGPROB_METRICS}
-UNIT_TEXT = {"points": "pt", "percent": "%", "nats": "nats"}
+UNIT_METRICS = {"points": ACCURACY_METRICS, "percent": PERPLEXITY_METRICS, "nats": LOGPROB_METRICS, "kl": {"kl"}}
+UNIT_TEXT = {"points": "pt", "percent": "%", "nats": "nats", "kl": ""}
+KL = "kl"  # `kl:AMOUNT`: a limit on the KL signal (guard.kl_signal), not on a probe
 # Choice probes' primary metrics: the probes that also report gold_logprob (a nats limit's measure).
 CHOICE_METRICS = {"acc", "acc_norm", "acc_bytes"}
 # What an unnamed limit bounds. Not a canary's expect_rate: a handful of prompts, so one changed
@@ -68,7 +73,7 @@ _LIMIT = re.compile(r"^(?:(?P<probe>[A-Za-z0-9_.-]+)\s*:)?\s*(?P<amount>\d+(?:\.
 class Limit:
     probe: str | None  # None: every general probe measured in this unit
     amount: float
-    unit: str  # "points" | "percent" | "nats"
+    unit: str  # "points" | "percent" | "nats" | "kl"
 
     def __str__(self) -> str:
         amount = f"{self.amount:g}{UNIT_TEXT[self.unit]}"
@@ -77,12 +82,15 @@ class Limit:
 
 def parse_limit(text: str) -> Limit:
     match = _LIMIT.match(text.strip())
+    if match and match.group("probe") == KL and match.group("unit").lower() in ("", "nat", "nats"):
+        return Limit(KL, float(match.group("amount")), "kl")
     unit = UNITS.get(match.group("unit").lower()) if match else None
     if match is None or unit is None:
         raise ForgetlessError(
             f"budget limit '{text.strip()}' is not [probe:]AMOUNT UNIT with unit pt (accuracy points), % "
-            "(perplexity increase) or nats (gold answer log-probability)",
-            "write e.g. '2pt' (every accuracy may drop 2 points), '5%' (every perplexity may rise 5%) or 'lambada:10%'",
+            "(perplexity increase) or nats (gold answer log-probability), or kl:AMOUNT (KL to the base, nats)",
+            "write e.g. '2pt' (every accuracy may drop 2 points), '5%' (every perplexity may rise 5%), 'lambada:10%' "
+            "or 'kl:0.05'",
         )
     return Limit(match.group("probe"), float(match.group("amount")), unit)
 
@@ -113,6 +121,11 @@ class Budget:
             seen[key] = limit
         return cls(limits)
 
+    @property
+    def kl_limit(self) -> Limit | None:
+        """The limit on the KL signal (`kl:0.05`), if the budget has one."""
+        return next((x for x in self.limits if x.unit == "kl"), None)
+
     def __bool__(self) -> bool:
         return bool(self.limits)
 
@@ -123,7 +136,7 @@ class Budget:
         """What is wrong with this budget for probes {name: primary metric}: unknown probes, wrong units."""
         out, targets = [], set(targets)
         for limit in self.limits:
-            if limit.probe is None:
+            if limit.probe is None or limit.unit == "kl":  # a KL limit needs the KL signal, not a probe
                 continue
             if limit.probe in targets:
                 out.append(
@@ -185,7 +198,7 @@ class Budget:
         for probe, found in by_probe.items():
             if found[0].role != "general":
                 continue
-            for limit in self._limits(probe, ["points", "percent", "nats"]):
+            for limit in self._limits(probe, ["points", "percent", "nats", "kl"]):
                 bound = _bound(limit, found)
                 if bound is not None:
                     pairs.append((limit, bound))
@@ -196,6 +209,8 @@ class Budget:
 def _bound(limit: Limit, found: list[Comparison]) -> Comparison | None:
     """The comparison `limit` bounds among one probe's comparisons (primary first), or None."""
     primary = found[0]
+    if limit.unit == "kl":
+        return next((c for c in found if c.metric == KL), None)
     if limit.unit == "nats":
         bound = next((c for c in found if c.metric in LOGPROB_METRICS), None)
         if bound is None and limit.probe is not None:  # named, so `problems` let it through: a kind without it

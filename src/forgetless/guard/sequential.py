@@ -70,8 +70,12 @@ class SequentialScorer:
             return None
         return np.random.default_rng(probe.config.seed).permutation(n).tolist()
 
-    def check(self, score: Callable[[Probe], ProbeResult], budget: Budget, alpha: float) -> SequentialCheck:
-        """Look after each part (at alpha / parts, `within` only) and at the full set (at alpha)."""
+    def check(
+        self, score: Callable[[Probe], ProbeResult], budget: Budget, alpha: float, extra: list[Comparison] = ()
+    ) -> SequentialCheck:
+        """Look after each part (at alpha / parts, `within` only) and at the full set (at alpha).
+
+        `extra`: comparisons measured apart from the items (the KL signal), judged at every look with the rest."""
         scored: list[list[ProbeResult]] = [[] for _ in self.probes]
         shares = [*self.parts, 1.0]
         for look, share in enumerate(shares, start=1):
@@ -84,6 +88,7 @@ class SequentialScorer:
             full = share >= 1.0
             level = alpha if full else alpha / len(self.parts)
             results, comparisons = self._compare(scored)
+            comparisons += extra
             checks = budget.check(comparisons, level)
             if full or (checks and all(c.status == "within" for c in checks)):
                 current = {"probes": [r.to_dict() for r in results]}

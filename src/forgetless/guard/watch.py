@@ -68,6 +68,7 @@ class WatchSettings:
     max_length: int | None = None
     false_alarm: float = DEFAULT_ALPHA  # the chance a run within budget is stopped or rolled back
     sequential: bool = True  # score a check in parts, stopping once every budgeted probe is within (guard.sequential)
+    kl: Any = None  # a guard.kl_signal.KLSignal: its KL from the base joins every check (a `kl:` limit bounds it)
 
 
 def check_alpha(false_alarm: float, step: int, previous: int, max_steps: int) -> float:
@@ -180,14 +181,16 @@ class Watch(TrainerCallback):
         model.eval()
         try:
             score = self._score(model, f"step {step}")
+            signal = settings.kl if settings.kl is not None and settings.kl.ready else None
+            kl = [signal.measure(model, step).comparison()] if signal is not None else []
             if settings.sequential and settings.budget and not last:  # the last check is the run's verdict: whole
                 if self._parts is None:
                     self._parts = SequentialScorer(settings.probes, self.tokenizer, settings.baseline)
-                return self._parts.check(score, settings.budget, alpha)
+                return self._parts.check(score, settings.budget, alpha, kl)
             current = {"probes": [score(probe).to_dict() for probe in settings.probes]}
         finally:
             model.train(was_training)
-        comparisons = compare_evals(settings.probes, settings.baseline, current)
+        comparisons = compare_evals(settings.probes, settings.baseline, current) + kl
         checks = settings.budget.check(comparisons, alpha) if settings.budget else []
         return SequentialCheck(current, comparisons, checks, 1.0, 1)
 
@@ -231,6 +234,9 @@ class Watch(TrainerCallback):
             "within": not over,  # no check over: the guard acts only on `over`
             "target_change": None if target is None else target.relative,
         }
+        kl = next((c for c in comparisons if c.metric == "kl"), None)
+        if kl is not None:  # the KL from the base at this check (guard.kl_signal), and its signal so far
+            point["kl"], self.history["kl"] = kl.after, self.settings.kl.report()
         action = "continue"
         if over:
             action = {"warn": "warn", "stop_early": "stop"}.get(self.settings.policy, self.settings.policy)
@@ -299,6 +305,7 @@ class Watch(TrainerCallback):
             "policy": self.settings.policy,
             "false_alarm": self.settings.false_alarm,
             "probes": [p.config.name for p in self.settings.probes],
+            **({"kl": self.settings.kl.report()} if self.settings.kl is not None else {}),  # the KL at every log
             # Checks' time over training's (which excludes them); `overhead` leaves out the last step's check,
             # whose scores the final evaluation would compute anyway and takes from the cache.
             "overhead": extra / train if train else None,

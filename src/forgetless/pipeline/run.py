@@ -20,6 +20,7 @@ from forgetless.distributed import barrier, is_main_process, world_size
 from forgetless.evaluation.audit import build_audit
 from forgetless.evaluation.evaluate import evaluate, target_probe
 from forgetless.guard.budget import Budget, over_budget
+from forgetless.guard.kl_signal import KLSignal
 from forgetless.guard.watch import Watch, WatchSettings
 from forgetless.methods import Method, TrainContext
 from forgetless.metrics import average_accuracy, backward_transfer, forgetting_measure, forward_transfer
@@ -88,10 +89,11 @@ def run(
     lm = load_model(config.model.path, device=config.device, **config.model.load_kwargs())
     tok = lm.tokenizer
     keep, keep_stream = load_keep(config.keep, tok, config_dir) if config.keep else ([], None)
-    stages, stage_probes = [], []
+    stages, stage_probes, held_outs = [], [], []
     for stage in config.stages:
         train, held_out = load_examples(stage.data, tok, config_dir, f"stage '{stage.name}' data")
         stages.append(train)
+        held_outs.append(list(held_out))  # the KL signal's inputs: the new task's, never trained on
         if held_out:
             path = out / "data" / f"{stage.name}_heldout.jsonl"
             if is_main_process():
@@ -113,14 +115,14 @@ def run(
         context.stage = i
         stage_dir = out / f"stage-{i + 1}-{stage.name}"
         target = f"stage_{stage.name}" if any(p.config.name == f"stage_{stage.name}" for p in stage_probes) else None
-        watch = _watch(config, [*watched.probes, *stage_probes], watch_base, target, stage_dir, tok)
+        watch = _watch(config, [*watched.probes, *stage_probes], watch_base, target, stage_dir, tok, held_outs[i])
         previous = out / f"stage-{i}-{config.stages[i - 1].name}" / "model" if i else None  # this stage's start
         start = start_folder(model, previous)
         diag = stage_diagnostics(config.diagnostics, context, stages[i], suite.probes, start, stage_dir / "diagnostics")
         model, training = finetune(
             *(model, tok, stages[i], stage_dir / "checkpoints", _settings(config, i), methods, context),
             resume=resume,
-            callbacks=[c for c in (watch, diag) if c] or None,
+            callbacks=[c for c in (watch, watch and watch.settings.kl, diag) if c] or None,
         )
         if watch:
             training["watch"] = watch.report()
@@ -152,22 +154,34 @@ def stage_false_alarm(config: RunConfig) -> float:
 
 
 def _watch(
-    config: RunConfig, probes: list[Probe], baseline: Any, target: str | None, stage_dir: Path, tok: Any
+    config: RunConfig,
+    probes: list[Probe],
+    baseline: Any,
+    target: str | None,
+    stage_dir: Path,
+    tok: Any,
+    held_out: list[str],
 ) -> Watch | None:
     guard = config.guard
     if not guard.watch:
         return None
+    budget = Budget.parse(guard.budget)
+    kl = None
+    if (guard.kl or budget.kl_limit) and held_out:
+        length = min(128, config.training.max_length)
+        kl = KLSignal(held_out, max_length=length, state_dir=stage_dir / "watch", tokenizer=tok)
     settings = WatchSettings(
         probes=probes,
         baseline=baseline,
         state_dir=stage_dir / "watch",
-        budget=Budget.parse(guard.budget),
+        budget=budget,
         policy=guard.policy,
         every=None if guard.every == "auto" else guard.every,
         overhead=guard.overhead,
         target=target,
         false_alarm=stage_false_alarm(config),  # the run's rate, shared equally by its stages
         sequential=guard.sequential,
+        kl=kl,
     )
     return Watch(settings, tok)
 
@@ -206,6 +220,9 @@ def _write_results(
     watched = config.guard.watch and bool(budget)
     alpha = stage_false_alarm(config) / 2 if watched else config.guard.false_alarm
     final_checks = budget.check([Comparison(**c) for c in audit["comparisons"]], alpha) if budget else []
+    # The KL has no final evaluation of its own: its check at the last step's watch check is the final one.
+    last = ((evals[-1].get("training") or {}).get("watch") or {}).get("points", [{}])[-1] if len(evals) > 1 else {}
+    kl_final = [c for c in last.get("checks", []) if c["unit"] == "kl"] if last.get("last") else []
     result = {
         "schema": RUN_SCHEMA,
         "config": resolved(config, methods),
@@ -218,8 +235,8 @@ def _write_results(
             "policy": config.guard.policy,
             "false_alarm": config.guard.false_alarm,
             "stopped": stopped,
-            "final": [c.to_dict() for c in final_checks],
-            "within_budget": not over_budget(final_checks),
+            "final": [c.to_dict() for c in final_checks] + kl_final,
+            "within_budget": not over_budget(final_checks) and all(c["status"] != "over" for c in kl_final),
         },
         "world_size": world_size(),
     }

@@ -71,7 +71,7 @@ def budget_line(limit: float, unit: str) -> float:
 
 
 def unit_suffix(unit: str) -> str:
-    return {"points": " pt", "nats": " nats"}.get(unit, "%")
+    return {"points": " pt", "nats": " nats", "kl": " nats (KL)"}.get(unit, "%")
 
 
 def fmt_value(metric: str, value: Any) -> str:

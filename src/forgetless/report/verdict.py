@@ -170,7 +170,8 @@ def repair_verdict(result: dict[str, Any]) -> Markup:
 
 def check_cell(check: dict[str, Any]) -> Markup:
     """A budget check as a pill and its numbers: 'within  rise 6.8% / limit 10%'."""
-    word = "rise" if check["unit"] == "percent" else "drop"
+    word = "rise" if check["unit"] in ("percent", "kl") else "drop"
     suffix = unit_suffix(check["unit"])
-    text = f" {word} {check['change']:+.1f}{suffix} / limit {check['limit']:g}{suffix}"
+    digits = 3 if check["unit"] in ("nats", "kl") else 1
+    text = f" {word} {check['change']:+.{digits}f}{suffix} / limit {check['limit']:g}{suffix}"
     return parts().pill(check["status"], check["status"]) + Markup("<span class='note'>{}</span>").format(text)
