@@ -151,3 +151,13 @@ def test_logged_through_trainer_and_a_kl_budget_stops_the_run(tiny_model, tmp_pa
     assert watch.history["points"][-1]["kl"] == pytest.approx(check["change"])
     report = watch.report()["kl"]
     assert report["history"][0][0] == 1 and report["seconds"] > 0 and report["top_k"] is None
+
+
+def test_forget_guard_takes_a_kl_signal_for_a_kl_limit(tiny_suite) -> None:  # noqa: ANN001
+    from forgetless.errors import ConfigError
+    from forgetless.guard.forget_guard import ForgetGuard
+
+    with pytest.raises(ConfigError, match=r"budget 'kl:0.05' bounds the KL signal: pass kl=KLSignal"):
+        ForgetGuard(suite=str(tiny_suite), budget="kl:0.05", policy="stop_early")
+    guard = ForgetGuard(suite=str(tiny_suite), budget="kl:0.05", policy="stop_early", kl=KLSignal(TEXTS))
+    assert guard.kl is not None and guard.policy == "stop_early"

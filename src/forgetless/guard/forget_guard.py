@@ -26,6 +26,7 @@ from forgetless.distributed import barrier, is_main_process
 from forgetless.errors import ConfigError, ForgetlessError
 from forgetless.evaluation.evaluate import score_probe, target_probe
 from forgetless.guard.budget import Budget, probe_metrics
+from forgetless.guard.kl_signal import KLSignal
 from forgetless.guard.watch import POLICIES, Watch, WatchSettings
 from forgetless.models import LoadedModel
 from forgetless.paths import write_json_atomic
@@ -43,8 +44,8 @@ class ForgetGuard(TrainerCallback):
     Args:
         suite: a built-in suite name ("quick", "general") or a suite YAML file.
         budget: limits as `forgetless run` takes them: "5%,2pt,lambada_ppl:10%" (or a list of such).
-        policy: "warn" (record breaches), "stop" (stop at the first breach) or "rollback" (restore the best
-            in-budget weights, then stop).
+        policy: "warn" (record breaches), "stop" (stop at the first breach), "rollback" (restore the best
+            in-budget weights, then stop) or "stop_early" (stop at the last step forecast within budget).
         every: check every N optimizer steps, or "auto" to keep checks near `overhead` of training time.
         target: the user's task, whose gain picks the rollback point: a file of held-out texts (JSONL with
             `text`, or plain text), or the name of a perplexity probe of the suite. None: the latest in-budget weights.
@@ -54,6 +55,7 @@ class ForgetGuard(TrainerCallback):
         sequential: score each check before the last in parts and stop once every budgeted probe is within
             its limit (see `forgetless.guard.sequential`); False scores every item at every check.
         max_length: truncate probe texts to this many tokens (None: the probes' own settings).
+        kl: a `KLSignal` on held-out inputs of the new task: logged as kl/base, and bounded by a `kl:` limit.
         trainer: the Trainer, when it is at hand; otherwise it is found on the first event.
         cache: the result cache (default: $FORGETLESS_CACHE or ~/.cache/forgetless).
 
@@ -74,6 +76,7 @@ class ForgetGuard(TrainerCallback):
         false_alarm: float = 0.05,
         sequential: bool = True,
         max_length: int | None = None,
+        kl: KLSignal | None = None,
         trainer: Any = None,
         cache: ResultCache | None = None,
     ) -> None:
@@ -92,12 +95,14 @@ class ForgetGuard(TrainerCallback):
         self.budget = Budget.parse(budget)  # a limit that does not parse raises here, alone, with its fix
         targets = [self.target] if self.target else []
         problems += self.budget.problems(probe_metrics(self.probes), targets)
-        if policy in ("stop", "rollback") and not self.budget:
+        if self.budget.kl_limit and kl is None:
+            problems.append(f"budget '{self.budget.kl_limit}' bounds the KL signal: pass kl=KLSignal(held_out_texts)")
+        if policy in ("stop", "rollback", "stop_early") and not self.budget:
             problems.append(f"policy '{policy}' needs a budget to hold (e.g. budget='5%,2pt'); without one use 'warn'")
         if problems:
             raise ConfigError("ForgetGuard(...)", problems)
         self.policy, self.every, self.overhead, self.max_length = policy, every, overhead, max_length
-        self.false_alarm, self.sequential = false_alarm, sequential
+        self.false_alarm, self.sequential, self.kl = false_alarm, sequential, kl
         self.cache = cache or ResultCache()
         self.trainer = trainer
         self.watch: Watch | None = None  # built at each on_train_begin, when output_dir and the model are known
@@ -132,6 +137,8 @@ class ForgetGuard(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         trainer = trainer_of(self, self.trainer, "ForgetGuard")
         tokenizer = tokenizer_of(trainer, kwargs.get("processing_class"), "ForgetGuard")
+        if self.kl is not None and not any(c is self.kl for c in trainer.callback_handler.callbacks):
+            trainer.add_callback(self.kl)  # called in this same event, after us: its base is cached before any check
         state_dir = Path(args.output_dir) / STATE_FOLDER
         baseline = self._baseline(model, tokenizer, state_dir, state.global_step) if is_main_process() else None
         barrier()  # other ranks wait here, not in the first step's gradient all-reduce, while rank 0 scores
@@ -147,6 +154,7 @@ class ForgetGuard(TrainerCallback):
             max_length=self.max_length,
             false_alarm=self.false_alarm,
             sequential=self.sequential,
+            kl=self.kl,
         )
         self.watch = Watch(settings, tokenizer, self.cache)  # reads watch.json: a resumed run keeps its history
         self.watch.attach(trainer)

@@ -221,7 +221,7 @@ def _write_results(
     alpha = stage_false_alarm(config) / 2 if watched else config.guard.false_alarm
     final_checks = budget.check([Comparison(**c) for c in audit["comparisons"]], alpha) if budget else []
     # The KL has no final evaluation of its own: its check at the last step's watch check is the final one.
-    last = ((evals[-1].get("training") or {}).get("watch") or {}).get("points", [{}])[-1] if len(evals) > 1 else {}
+    last = (((evals[-1].get("training") or {}).get("watch") or {}).get("points") or [{}])[-1] if len(evals) > 1 else {}
     kl_final = [c for c in last.get("checks", []) if c["unit"] == "kl"] if last.get("last") else []
     result = {
         "schema": RUN_SCHEMA,
