@@ -158,3 +158,12 @@ def test_validation_reads_one_record_of_a_stream(new_shards, tmp_path, monkeypat
     assert problem.startswith("stages.0.data.text: first record of") and "the item's fields are: text" in problem
     assert calls == [True]  # never a non-streamed load of the 800,000 records
     assert stage_data_problems("stages.0.data", {**entry, "text": "{{ text }}"}, tmp_path) == []
+
+
+def test_diagnostics_read_the_head_of_a_stream(new_shards, tok, read, tmp_path) -> None:  # noqa: ANN001
+    from forgetless.diagnostics.stage import _texts
+
+    stream, _ = load_examples(DataConfig(source=str(new_shards), streaming=True), tok, tmp_path, "stage")
+    texts = _texts(stream, 5)
+    assert len(texts) == 5 and all(t.startswith("new ") for t in texts)
+    assert read[0] <= READ_AT_MOST
