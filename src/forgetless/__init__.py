@@ -8,6 +8,8 @@ The public surface, for scripts of your own (everything else is internal):
   and warns, stops or rolls back when a probe breaks the forgetting budget;
 - `ForgetPenalty("l2sp" | "ewc" | "distill", ...)`: a TrainerCallback that adds the method's penalty to any
   Trainer's training, before gradient clipping and without an extra forward pass;
+- `KLSignal(held_out_texts)`: a TrainerCallback that logs `kl/base`, the KL from the base model on the new
+  task's held-out inputs (a forgetting signal that needs no old data; `ForgetGuard(kl=...)` budgets it);
 - `mix_replay(train_dataset, keep, ratio)`: experience replay as data, a `datasets.Dataset`;
 - `ForgetlessError`: what every user mistake raises, with the problem and the fix.
 
@@ -29,6 +31,7 @@ _PUBLIC = {
     "Audit": "forgetless.evaluation.results",
     "ForgetGuard": "forgetless.guard.forget_guard",
     "ForgetPenalty": "forgetless.train.penalty_callback",
+    "KLSignal": "forgetless.guard.kl_signal",
     "mix_replay": "forgetless.train.replay_data",
     "ForgetlessError": "forgetless.errors",
 }
@@ -39,6 +42,7 @@ __all__ = [
     "ForgetGuard",
     "ForgetPenalty",
     "ForgetlessError",
+    "KLSignal",
     "__version__",
     "audit",
     "evaluate",
@@ -50,6 +54,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ impo
     from forgetless.errors import ForgetlessError
     from forgetless.evaluation.results import Audit, EvalResult
     from forgetless.guard.forget_guard import ForgetGuard
+    from forgetless.guard.kl_signal import KLSignal
     from forgetless.train.penalty_callback import ForgetPenalty
     from forgetless.train.replay_data import mix_replay
 
