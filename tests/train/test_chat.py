@@ -196,3 +196,11 @@ def test_replay_keeps_the_chat_spans_and_trains_replayed_text_whole(tiny_model, 
     for row in chats:
         labelled = tok.decode([row["labels"][i] for i in trained(row)])
         assert "It is blue" in labelled and "Dark, with stars." in labelled and "What colour" not in labelled
+
+
+def test_examples_trained_whole_are_never_dropped(tiny_model) -> None:  # noqa: ANN001
+    import datasets
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    texts = datasets.Dataset.from_dict({"text": ["The cat sees a red ball.", "", "A dog likes the blue sky."]})
+    assert len(tokenize_examples(texts, tok, 16, pack=False)) == 3  # as before: the data's length sets the order

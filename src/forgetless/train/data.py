@@ -160,7 +160,10 @@ def tokenize_examples(dataset: Any, tokenizer: Any, max_length: int, pack: bool)
             list(ids) if span is None else _span_labels(ids, offsets, span)
             for ids, offsets, span in zip(enc["input_ids"], enc["offset_mapping"], spans, strict=True)
         ]
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
+        # Only an example with spans can lose them all; one trained whole stays, as it always has.
+        kept = [span is None or any(label != -100 for label in row) for row, span in zip(labels, spans, strict=True)]
+        out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
+        return out if pack else {**out, "_trained": kept}
 
     tokenized = dataset.map(encode, batched=True, remove_columns=columns)
     if pack:
@@ -172,8 +175,8 @@ def tokenize_examples(dataset: Any, tokenizer: Any, max_length: int, pack: bool)
         packed = list(_pack(tokenized, tokenizer.eos_token_id, max_length)) or [_whole(tokenized, tokenizer)]
         return datasets.Dataset.from_list(packed)
     if "loss_spans" not in columns:
-        return tokenized
-    trained = tokenized.filter(lambda row: any(label != -100 for label in row["labels"]))
+        return tokenized.remove_columns(["_trained"])
+    trained = tokenized.filter(lambda row: row["_trained"]).remove_columns(["_trained"])
     if not stream and len(trained) == 0:
         raise ForgetlessError(
             f"no training example keeps a trained token within max_length {max_length}: the prompts fill it",
