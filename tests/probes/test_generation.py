@@ -179,3 +179,16 @@ def test_an_answer_that_is_not_text_is_refused(tmp_path) -> None:  # noqa: ANN00
     probe = probe_on(tmp_path, [{"q": "x", "a": {"k": 1}}], answer="{{ a }}")
     with pytest.raises(ForgetlessError, match="not a string or a non-empty list"):
         probe.build_items()
+
+
+def test_the_suites_generation_probes_read_the_packaged_data() -> None:
+    from forgetless.suites import load_suite
+
+    for suite in ("general", "quick"):
+        (item, *rest) = load_suite(suite, limit=3).probe("triviaqa").build_items()
+        prompt, golds = item
+        assert len(rest) == 2 and prompt.startswith("Question: Which planet") and prompt.endswith("?\nAnswer:")
+        assert golds and all(isinstance(g, str) and g for g in golds)  # TriviaQA's aliases
+    probe = load_suite("general", limit=3).probe("continuations")
+    assert probe.config.primary == "repetition" and probe.config.leak == []  # leak markers come from a run
+    assert all(len(p.split()) == 40 and not golds for p, golds in probe.build_items())

@@ -75,3 +75,19 @@ def render(source: str, record: dict[str, Any], *, native: bool, where: str) -> 
         raise ForgetlessError(
             f"{where}: template {source!r} failed: {error}", "check the template against the data"
         ) from error
+
+
+def literal_lines(source: str, min_chars: int = 3) -> list[str]:
+    """The literal text of a template, line by line, stripped: what every rendered record repeats.
+
+    'Review: {{ sentence }}\\nSentiment: {{ label }}' -> ['Review:', 'Sentiment:']. A fine-tune on such
+    records learns these lines; seen in generations for unrelated prompts, they are its template leaking
+    (the generation probe's `leak` markers). Lines shorter than `min_chars` or without a letter are left out.
+    """
+    try:
+        tokens = list(_TEXT_ENV.lex(source))
+    except jinja2.TemplateSyntaxError as error:
+        raise ForgetlessError(f"template {source!r} is not valid Jinja: {error}", "fix the template") from error
+    lines = [line.strip() for _, kind, text in tokens if kind == "data" for line in text.splitlines()]
+    found = [line for line in lines if len(line) >= min_chars and any(c.isalpha() for c in line)]
+    return list(dict.fromkeys(found))

@@ -7,7 +7,7 @@ name (or task YAML path), each named after its task.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,21 @@ class Suite:
             if probe.config.name == name:
                 return probe
         raise unknown_name_error("probe", name, [p.config.name for p in self.probes])
+
+
+def with_leak_markers(suite: Suite, markers: list[str]) -> Suite:
+    """The suite with `markers` added to every `generation` probe's leak markers: a fine-tune's own template
+    text (probes.templates.literal_lines of its data template), so its leaking into unrelated generations
+    is measured. Other probes are unchanged."""
+    if not markers:
+        return suite
+    probes = []
+    for probe in suite.probes:
+        if probe.config.kind == "generation":
+            leak = list(dict.fromkeys([*probe.config.leak, *markers]))  # type: ignore[attr-defined]
+            probe = type(probe)(probe.config.model_copy(update={"leak": leak}), probe.base_dir)
+        probes.append(probe)
+    return replace(suite, probes=probes)
 
 
 def builtin_suites() -> dict[str, Path]:
