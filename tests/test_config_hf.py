@@ -146,7 +146,7 @@ def test_quantization_without_cuda_or_bitsandbytes_stops_before_loading(tiny_mod
     text = problems_of(config)
     assert "model.quantization: loading the model in 4-bit needs " in text
     assert "loading the model in 4-bit needs a CUDA GPU (bitsandbytes' kernels), and none is visible" in text
-    assert "fix: install bitsandbytes (pip install bitsandbytes) and run on a CUDA GPU" in text
+    assert "fix: install bitsandbytes (pip install \"forgetless[qlora]\") and run on a CUDA GPU" in text
     assert "model.quantization: a quantized base cannot be trained itself, only adapters over it (QLoRA)" in text
     result = runner.invoke(app, ["validate", str(config)])
     assert result.exit_code == 2 and "needs a CUDA GPU" in result.output
