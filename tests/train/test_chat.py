@@ -204,3 +204,24 @@ def test_examples_trained_whole_are_never_dropped(tiny_model) -> None:  # noqa: 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     texts = datasets.Dataset.from_dict({"text": ["The cat sees a red ball.", "", "A dog likes the blue sky."]})
     assert len(tokenize_examples(texts, tok, 16, pack=False)) == 3  # as before: the data's length sets the order
+
+
+def test_a_template_trl_ships_a_marked_copy_of_is_masked_through_it(tiny_model) -> None:  # noqa: ANN001
+    trl = pytest.importorskip("trl")
+    from forgetless.train.chat import messages_example
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    # Qwen3's template drops an earlier turn's reasoning once a later turn follows: prefixes cannot find the turns.
+    tok.chat_template = (Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja").read_text()
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "<think>\nhmm\n</think>\n\nHello."},
+        {"role": "user", "content": "Bye"},
+        {"role": "assistant", "content": "<think>\nok\n</think>\n\nBye."},
+    ]
+    assert "hmm" not in tok.apply_chat_template(messages, tokenize=False)
+    text, spans = messages_example(tok, messages, "t")  # TRL's training copy keeps every turn as written
+    assert [text[a:b] for a, b in spans] == [
+        "<think>\nhmm\n</think>\n\nHello.<|im_end|>\n",
+        "<think>\nok\n</think>\n\nBye.<|im_end|>\n",
+    ]
