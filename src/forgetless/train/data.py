@@ -21,7 +21,6 @@ from forgetless.train.chat import Span, messages_example, prompt_completion_exam
 if TYPE_CHECKING:  # the config layer sits above train: its type names the fields read here
     from forgetless.config.run import DataConfig
 
-CHAT_FORMATS = ("chat", "messages", "prompt_completion")
 # With a streamed keep source, methods that read kept texts one by one (EWC's Fisher, the diagnostics) get its
 # first texts; replay draws from the whole stream.
 KEEP_HEAD = 1024
@@ -112,6 +111,7 @@ def load_examples(data: DataConfig, tokenizer: Any, base_dir: Path, what: str) -
 def stream_examples(data: DataConfig, tokenizer: Any, base_dir: Path, what: str) -> Any:
     """The examples of a streamed data config, as an `IterableDataset` (nothing read but the first record)."""
     records = load_records(data.source, base_dir, what=what, streaming=True)
+    columns = records.column_names or list(next(iter(records)))  # JSON streams may not say; their first record does
     records = records.shuffle(seed=data.seed, buffer_size=data.shuffle_buffer)
     if data.limit:
         records = records.take(data.limit)
@@ -124,7 +124,6 @@ def stream_examples(data: DataConfig, tokenizer: Any, base_dir: Path, what: str)
             "loss_spans": [None if s is None else [list(x) for x in s] for _, s in out],
         }
 
-    columns = records.column_names or list(next(iter(records)))
     return records.map(convert, batched=True, remove_columns=columns, features=example_features())
 
 
@@ -198,9 +197,11 @@ def _pack(tokenized: Any, eos: int, size: int) -> Any:
     carry: list[int] = []
     for row in tokenized:
         carry.extend([*row["input_ids"], eos])
-        while len(carry) >= size:
-            block, carry = carry[:size], carry[size:]
+        full = len(carry) // size * size
+        for start in range(0, full, size):
+            block = carry[start : start + size]
             yield {"input_ids": block, "attention_mask": [1] * size, "labels": block}
+        carry = carry[full:]  # once per example: a long document is cut in linear time
 
 
 def _whole(tokenized: Any, tokenizer: Any) -> dict[str, list[int]]:
