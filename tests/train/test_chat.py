@@ -225,3 +225,12 @@ def test_a_template_trl_ships_a_marked_copy_of_is_masked_through_it(tiny_model) 
         "<think>\nhmm\n</think>\n\nHello.<|im_end|>\n",
         "<think>\nok\n</think>\n\nBye.<|im_end|>\n",
     ]
+
+
+def test_markers_that_cover_nothing_are_an_error(tiny_model, tmp_path) -> None:  # noqa: ANN001
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% generation %}{% endgeneration %}"
+    )
+    with pytest.raises(ForgetlessError, match="markers cover no token"):
+        labelled_rows(tok, tmp_path, [{"messages": CONVERSATIONS[0]}], "messages")

@@ -121,6 +121,11 @@ def _marked(tokenizer: Any, messages: list[dict[str, Any]], template: str) -> tu
             spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
         else:
             spans.append((start, end))
+    if not spans:  # TRL refuses such an example too: it would train nothing
+        raise ForgetlessError(
+            "the chat template's {% generation %} markers cover no token of a conversation with an assistant turn",
+            "put {% generation %}...{% endgeneration %} around the assistant's content in the template",
+        )
     return text, spans
 
 
