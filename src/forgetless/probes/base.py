@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from forgetless.data.sources import Source
+from forgetless.data.sources import Source, describe_sources, select_items
 from forgetless.registry import Registry
 
 PROBES: Registry[type[Probe]] = Registry("probe")
@@ -138,6 +138,20 @@ class Probe:
 
     def prepare(self, tokenizer: Any) -> Any:
         raise NotImplementedError
+
+    def sample(self, n: int, what: str = "") -> list[int]:
+        """Indices of this probe's fixed sample of `n` items (its limit and seed); remembered for `scored`.
+        `what` names items that do not come from `source` (canary's inline prompts)."""
+        self._available = (n, what)
+        return select_items(n, self.config.limit, self.config.seed)
+
+    def scored(self, n: int) -> str:
+        """What a result of `n` items scored, for reports: 'ai2_arc/ARC-Easy/validation, 200 of 570'; '' when
+        the items were never sampled here (a result rebuilt without its data)."""
+        available, what = getattr(self, "_available", (None, ""))
+        if available is None:
+            return ""
+        return f"{what or describe_sources(self.config.source)}, {n} of {available}"
 
     def score(self, lm: Any, prepared: Any, options: ScoreOptions) -> ProbeResult:
         raise NotImplementedError

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from forgetless.data.sources import load_records, select_items
+from forgetless.data.sources import load_records
 from forgetless.metrics import accuracy_interval, paired_accuracy_delta
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
 from forgetless.probes.generate import GenerationRequest, encode_prompt, generate_texts
@@ -51,10 +51,10 @@ class CanaryProbe(Probe):
         cfg = self.config
         if cfg.prompts:
             prompts = [p if isinstance(p, CanaryPrompt) else CanaryPrompt(prompt=p) for p in cfg.prompts]
-            return [prompts[i] for i in select_items(len(prompts), cfg.limit, cfg.seed)]
+            return [prompts[i] for i in self.sample(len(prompts), "inline prompts")]
         records = load_records(cfg.source, self.base_dir, what=f"probe '{cfg.name}'")
         out = []
-        for index in select_items(len(records), cfg.limit, cfg.seed):
+        for index in self.sample(len(records)):
             where = f"probe '{cfg.name}', item {index}"
             expect = render(cfg.expect, records[index], native=True, where=where) if cfg.expect else []
             expect = [expect] if isinstance(expect, str) else list(expect)
@@ -110,6 +110,7 @@ class CanaryProbe(Probe):
             len(prompts),
             time.perf_counter() - start,
             items,
+            scored=self.scored(len(prompts)),
         )
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:

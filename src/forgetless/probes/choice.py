@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import model_validator
 
-from forgetless.data.sources import load_records, select_items
+from forgetless.data.sources import load_records
 from forgetless.errors import ForgetlessError
 from forgetless.metrics import accuracy_interval, gold_logprobs, gold_margins, paired_accuracy_delta, paired_mean_delta
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
@@ -64,7 +64,7 @@ class ChoiceProbe(Probe):
         cfg = self.config
         records = load_records(cfg.source, self.base_dir, what=f"probe '{cfg.name}'")
         items = []
-        for index in select_items(len(records), cfg.limit, cfg.seed):
+        for index in self.sample(len(records)):
             record, where = records[index], f"probe '{cfg.name}', item {index}"
             if cfg.context is not None:
                 context = render(cfg.context, record, native=False, where=where)
@@ -138,7 +138,8 @@ class ChoiceProbe(Probe):
             mean, stderr, low, high = accuracy_interval(items[metric])
             metrics[metric] = Metric(mean, True, stderr, low, high)
         cfg = self.config
-        return ProbeResult(cfg.name, "choice", cfg.role, cfg.primary, metrics, len(items["gold"]), seconds, items)
+        n = len(items["gold"])
+        return ProbeResult(cfg.name, "choice", cfg.role, cfg.primary, metrics, n, seconds, items, scored=self.scored(n))
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
         metrics = [self.config.primary] + [m for m in METRICS if m != self.config.primary]

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from forgetless.data.sources import load_records, select_items
+from forgetless.data.sources import load_records
 from forgetless.errors import ForgetlessError
 from forgetless.metrics import accuracy_interval, paired_accuracy_delta
 from forgetless.models.encoder import has_classifier_head
@@ -50,9 +50,7 @@ class ClassifierProbe(Probe):
         cfg = self.config
         what = f"probe '{cfg.name}'"
         records = load_records(cfg.source, self.base_dir, what=what)
-        data = build_labelled(
-            records, select_items(len(records), cfg.limit, cfg.seed), cfg.text, cfg.text_pair, cfg.label, what
-        )
+        data = build_labelled(records, self.sample(len(records)), cfg.text, cfg.text_pair, cfg.label, what)
         encodings = encode(tokenizer, data.texts, data.pairs, cfg.max_length)
         labels = data.labels or []
         return {"texts": encodings, "labels": labels, "material": {"inputs": encodings, "labels": labels}}
@@ -80,6 +78,7 @@ class ClassifierProbe(Probe):
             len(labels),
             time.perf_counter() - start,
             {"acc": correct, "pred": predictions, "gold": labels},
+            scored=self.scored(len(labels)),
         )
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from forgetless.data.sources import load_records, select_items
+from forgetless.data.sources import load_records
 from forgetless.errors import ForgetlessError
 from forgetless.metrics import (
     accuracy_interval,
@@ -69,7 +69,7 @@ class EmbeddingProbe(Probe):
         cfg = self.config
         records = load_records(cfg.source, self.base_dir, what=f"probe '{cfg.name}'")
         firsts, seconds, gold = [], [], []
-        for index in select_items(len(records), cfg.limit, cfg.seed):
+        for index in self.sample(len(records)):
             record, where = records[index], f"probe '{cfg.name}', item {index}"
             firsts.append(str(render(cfg.text, record, native=False, where=where)))
             seconds.append(str(render(cfg.text_pair, record, native=False, where=where)))
@@ -126,6 +126,7 @@ class EmbeddingProbe(Probe):
             len(gold),
             time.perf_counter() - start,
             items,
+            scored=self.scored(len(gold)),
         )
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:

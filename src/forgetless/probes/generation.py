@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from forgetless.data.sources import load_records, select_items
+from forgetless.data.sources import load_records
 from forgetless.errors import ForgetlessError
 from forgetless.metrics import accuracy_interval, mean_stderr, normal_interval, paired_accuracy_delta, paired_mean_delta
 from forgetless.metrics.generation_measures import exact_match, leaked, repetition
@@ -84,7 +84,7 @@ class GenerationProbe(Probe):
         cfg = self.config
         records = load_records(cfg.source, self.base_dir, what=f"probe '{cfg.name}'")
         items = []
-        for index in select_items(len(records), cfg.limit, cfg.seed):
+        for index in self.sample(len(records)):
             record, where = records[index], f"probe '{cfg.name}', item {index}"
             prompt = render(cfg.prompt, record, native=False, where=where)
             golds = _answers(render(cfg.answer, record, native=True, where=where), where) if cfg.answer else []
@@ -167,7 +167,9 @@ class GenerationProbe(Probe):
                 metrics[metric] = Metric(mean, False, stderr, low, high)
         cfg = self.config
         n = len(items["generation"])
-        return ProbeResult(cfg.name, "generation", cfg.role, str(cfg.primary), metrics, n, seconds, items)
+        return ProbeResult(
+            cfg.name, "generation", cfg.role, str(cfg.primary), metrics, n, seconds, items, scored=self.scored(n)
+        )
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
         out = []

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from forgetless.data.sources import load_records, select_items
+from forgetless.data.sources import load_records
 from forgetless.errors import ForgetlessError
 from forgetless.metrics import accuracy_interval, paired_accuracy_delta
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
@@ -98,9 +98,7 @@ class LinearProbe(Probe):
         cfg = self.config
         what = f"probe '{cfg.name}'"
         records = load_records(cfg.source, self.base_dir, what=what)
-        data = build_labelled(
-            records, select_items(len(records), cfg.limit, cfg.seed), cfg.text, cfg.text_pair, cfg.label, what
-        )
+        data = build_labelled(records, self.sample(len(records)), cfg.text, cfg.text_pair, cfg.label, what)
         labels = data.labels or []
         if len(set(labels)) < 2 or len(labels) < 2 * cfg.folds:
             raise ForgetlessError(
@@ -136,6 +134,7 @@ class LinearProbe(Probe):
             len(labels),
             time.perf_counter() - start,
             {"acc": correct, "pred": predictions.tolist(), "gold": labels},
+            scored=self.scored(len(labels)),
         )
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:

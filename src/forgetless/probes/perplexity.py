@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from forgetless.data.sources import load_records, select_items
+from forgetless.data.sources import load_records
 from forgetless.errors import ForgetlessError
 from forgetless.metrics import degradation_interval, log_ratio_interval, paired_perplexity_delta
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
@@ -62,7 +62,7 @@ class PerplexityProbe(Probe):
         cfg = self.config
         records = load_records(cfg.source, self.base_dir, what=f"probe '{cfg.name}'")
         texts = []
-        for index in select_items(len(records), cfg.limit, cfg.seed):
+        for index in self.sample(len(records)):
             text = render(cfg.text, records[index], native=False, where=f"probe '{cfg.name}', item {index}")
             if text.strip():
                 texts.append(text)
@@ -99,6 +99,7 @@ class PerplexityProbe(Probe):
             len(nll),
             seconds,
             items,
+            scored=self.scored(len(nll)),
         )
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
