@@ -84,3 +84,15 @@ def _suite(probe: GenerationProbe):  # noqa: ANN202
     from forgetless.suites import Suite
 
     return Suite("one", "", [probe], Path("."))
+
+
+def test_a_runs_stage_templates_give_its_markers() -> None:
+    from forgetless.config.run import DataConfig
+    from forgetless.train.data import template_markers
+
+    sst2 = DataConfig(source=["x.jsonl"], text="Review: {{ sentence }}\nSentiment: {{ label }}")
+    assert template_markers(sst2) == ["Review:", "Sentiment:"]
+    chat = DataConfig(source=["x.jsonl"], format="chat", prompt="### Q: {{ q }}", response="### A: {{ a }}")
+    assert template_markers(chat) == ["### Q:", "### A:"]
+    assert template_markers(DataConfig(source=["x.jsonl"])) == []  # plain text: nothing of its own to leak
+    assert template_markers(DataConfig(source=["x.jsonl"], format="messages")) == []  # the chat template's

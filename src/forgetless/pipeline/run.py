@@ -30,8 +30,8 @@ from forgetless.pipeline.folder import claim, fingerprint
 from forgetless.probes import Comparison, Probe
 from forgetless.report.html import write_report
 from forgetless.report.markdown import audit_markdown
-from forgetless.suites import load_suite
-from forgetless.train.data import load_examples, load_keep
+from forgetless.suites import load_suite, with_leak_markers
+from forgetless.train.data import load_examples, load_keep, template_markers
 from forgetless.train.finetune import FinetuneSettings, finetune, settings_from
 
 RUN_SCHEMA = "forgetless.run/1"
@@ -85,7 +85,9 @@ def run(
     """
     out: Path = config.output_dir  # type: ignore[assignment]  (set by load_run_config)
     claim(out, fingerprint(resolved(config, methods), config_dir), resume, fresh)  # before any model loads
-    suite = load_suite(config.suite)
+    # Generation probes count the stages' own template text in their answers (a format leaking into everything).
+    markers = list(dict.fromkeys(m for stage in config.stages for m in template_markers(stage.data)))
+    suite = with_leak_markers(load_suite(config.suite), markers)
     lm = load_model(config.model.path, device=config.device, **config.model.load_kwargs())
     tok = lm.tokenizer
     keep, keep_stream = load_keep(config.keep, tok, config_dir) if config.keep else ([], None)
@@ -104,7 +106,7 @@ def run(
     if is_main_process():
         write_text_atomic(out / "config.yaml", yaml.safe_dump(resolved(config, methods), sort_keys=False))
     baseline = evaluate(lm, suite, extra_probes=stage_probes) if is_main_process() else None
-    watched = load_suite(config.guard.probes) if config.guard.probes else suite
+    watched = with_leak_markers(load_suite(config.guard.probes), markers) if config.guard.probes else suite
     watch_base = evaluate(lm, watched, extra_probes=stage_probes) if is_main_process() else None
     evals, stopped = [baseline], None
     context = TrainContext(

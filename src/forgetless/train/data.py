@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from forgetless.data.sources import load_records, select_items
 from forgetless.errors import ForgetlessError
-from forgetless.probes.templates import render
+from forgetless.probes.templates import literal_lines, render
 from forgetless.train.chat import Span, messages_example, prompt_completion_example
 
 if TYPE_CHECKING:  # the config layer sits above train: its type names the fields read here
@@ -67,6 +67,15 @@ def to_example(data: DataConfig, record: dict[str, Any], tokenizer: Any, where: 
             raise ForgetlessError(f"{where}: the chat template does not extend the prompt", "use format: text")
         return full, [(len(head), len(full))]
     return render(data.text, record, native=False, where=where), None
+
+
+def template_markers(data: DataConfig) -> list[str]:
+    """The literal lines of a stage's templates ('Review:', 'Sentiment:'): seen in the tuned model's answers to
+    unrelated prompts, they are its training format leaking (the generation probe's `leak` markers). None for
+    messages / prompt_completion, whose format is the tokenizer's chat template."""
+    if data.format in ("text", "pack"):
+        return literal_lines(data.text)
+    return literal_lines(data.prompt) + literal_lines(data.response) if data.format == "chat" else []
 
 
 def _check_template(data: DataConfig, tokenizer: Any, what: str) -> None:
