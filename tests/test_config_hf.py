@@ -146,7 +146,7 @@ def test_quantization_without_cuda_or_bitsandbytes_stops_before_loading(tiny_mod
     text = problems_of(config)
     assert "model.quantization: loading the model in 4-bit needs " in text
     assert "loading the model in 4-bit needs a CUDA GPU (bitsandbytes' kernels), and none is visible" in text
-    assert "fix: install bitsandbytes (pip install \"forgetless[qlora]\") and run on a CUDA GPU" in text
+    assert 'fix: install bitsandbytes (pip install "forgetless[qlora]") and run on a CUDA GPU' in text
     assert "model.quantization: a quantized base cannot be trained itself, only adapters over it (QLoRA)" in text
     result = runner.invoke(app, ["validate", str(config)])
     assert result.exit_code == 2 and "needs a CUDA GPU" in result.output
@@ -158,3 +158,14 @@ def test_quantization_without_cuda_or_bitsandbytes_stops_before_loading(tiny_mod
     assert "model.quantization: Value error, set exactly one of load_in_4bit: true (QLoRA) or load_in_8bit" in (
         problems_of(config)
     )
+
+
+def test_an_override_under_the_short_model_form() -> None:
+    from forgetless.config.run import apply_override
+    from forgetless.errors import ForgetlessError
+
+    data = {"model": "smollm2-135m", "suite": "quick"}
+    apply_override(data, "model.dtype=bf16")  # `model: NAME` is short for {path: NAME}
+    assert data["model"] == {"path": "smollm2-135m", "dtype": "bf16"}
+    with pytest.raises(ForgetlessError, match="'suite' is a value \\('quick'\\), not a section"):
+        apply_override(data, "suite.limit=3")

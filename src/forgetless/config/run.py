@@ -207,6 +207,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     parts, node = key.split("."), data
     for i, part in enumerate(parts[:-1]):
         index = int(part) if isinstance(node, list) and part.isdigit() else part
+        parent = node
         try:
             node = node[index]
         except (KeyError, IndexError, TypeError):
@@ -216,6 +217,14 @@ def apply_override(data: dict[str, Any], override: str) -> None:
                 raise ForgetlessError(
                     f"override '{override}': '{'.'.join(parts[: i + 1])}' does not exist", "check the key"
                 ) from None
+        if isinstance(node, str) and parts[: i + 1] == ["model"]:  # `model: NAME` is short for {path: NAME}
+            node = parent["model"] = {"path": node}
+        elif not isinstance(node, dict | list):
+            where = ".".join(parts[: i + 1])
+            raise ForgetlessError(
+                f"override '{override}': '{where}' is a value ({node!r}), not a section with keys",
+                f"set '{where}=...' itself",
+            )
     last = parts[-1]
     value = resolve_override(key, yaml.safe_load(raw), Path.cwd())  # a path on the command line: from the cwd
     if isinstance(node, list) and last.isdigit():
