@@ -25,7 +25,7 @@ DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,
 }
 QUANTIZE_FIX = (
-    "install bitsandbytes (pip install \"forgetless[qlora]\") and run on a CUDA GPU, "
+    'install bitsandbytes (pip install "forgetless[qlora]") and run on a CUDA GPU, '
     "or drop model.quantization (and train the full-precision model)"
 )
 
