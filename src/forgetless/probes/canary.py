@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from forgetless.data.sources import load_records
 from forgetless.metrics import accuracy_interval, paired_accuracy_delta
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
-from forgetless.probes.generate import GenerationRequest, encode_prompt, generate_texts
+from forgetless.probes.generate import GenerationRequest, encode_prompt, generate_texts, unchanged
 from forgetless.probes.templates import render
 
 
@@ -115,28 +115,12 @@ class CanaryProbe(Probe):
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
         old, new = before.items["generation"], after.items["generation"]
-        same = float(np.mean([a == b for a, b in zip(old, new, strict=True)]))
         similarity = float(
             np.mean([difflib.SequenceMatcher(None, a, b).ratio() for a, b in zip(old, new, strict=True)])
         )
         name, role, n = before.name, before.role, len(old)
         out = [
-            Comparison(
-                name,
-                role,
-                "unchanged",
-                True,
-                1.0,
-                same,
-                same - 1.0,
-                None,
-                None,
-                None,
-                None,
-                n,
-                "info",
-                f"{round(same * n)} of {n} generations identical to the base model's",
-            ),
+            unchanged(before, old, new),
             Comparison(
                 name, role, "similarity", True, 1.0, similarity, similarity - 1.0, None, None, None, None, n, "info"
             ),

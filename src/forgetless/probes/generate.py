@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from forgetless.probes.base import Comparison
 from forgetless.probes.scoring import length_batches, model_max_length, prefix_token_id
 
 
@@ -123,3 +124,12 @@ def generate_texts(
             if progress is not None:
                 progress(len(batch))
     return results
+
+
+def unchanged(before: Any, old: list[str], new: list[str]) -> Comparison:
+    """The share of generations identical to the base model's (information, no verdict)."""
+    n = len(old)
+    same = sum(a == b for a, b in zip(old, new, strict=True)) / n if n else 1.0
+    note = f"{round(same * n)} of {n} generations identical to the base model's"
+    none = (None, None, None, None)
+    return Comparison(before.name, before.role, "unchanged", True, 1.0, same, same - 1.0, *none, n, "info", note)

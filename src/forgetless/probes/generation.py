@@ -29,7 +29,7 @@ from forgetless.errors import ForgetlessError
 from forgetless.metrics import accuracy_interval, mean_stderr, normal_interval, paired_accuracy_delta, paired_mean_delta
 from forgetless.metrics.generation_measures import exact_match, leaked, repetition
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
-from forgetless.probes.generate import GenerationRequest, encode_prompt, generate_texts
+from forgetless.probes.generate import GenerationRequest, encode_prompt, generate_texts, unchanged
 from forgetless.probes.templates import render
 
 BINARY = {"exact_match": True, "leak": False}  # 0/1 measures and whether higher is better
@@ -182,28 +182,7 @@ class GenerationProbe(Probe):
             else:
                 d = paired_mean_delta(before.items[metric], after.items[metric])
                 out.append(Comparison.paired(before, metric, False, d, _NOTES[metric]))
-        old, new = before.items["generation"], after.items["generation"]
-        same = float(np.mean([a == b for a, b in zip(old, new, strict=True)])) if old else 1.0
-        n = len(old)
-        note = f"{round(same * n)} of {n} generations identical to the base model's"
-        out.append(
-            Comparison(
-                before.name,
-                before.role,
-                "unchanged",
-                True,
-                1.0,
-                same,
-                same - 1.0,
-                None,
-                None,
-                None,
-                None,
-                n,
-                "info",
-                note,
-            )
-        )
+        out.append(unchanged(before, before.items["generation"], after.items["generation"]))
         return out
 
 
