@@ -10,6 +10,7 @@ from forgetless import __version__
 from forgetless.errors import ForgetlessError
 from forgetless.evaluation.results import AUDIT_SCHEMA
 from forgetless.probes import Comparison, Probe, ProbeResult
+from forgetless.probes.generation import MEASURES as GENERATION_MEASURES
 
 
 def compare_evals(probes: list[Probe], before: dict[str, Any], after: dict[str, Any]) -> list[Comparison]:
@@ -36,20 +37,41 @@ def _strip(probe_dict: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in probe_dict.items() if k != "cached"}
 
 
-def summarize(comparisons: list[Comparison]) -> dict[str, Any]:
-    """The verdict per probe (its primary comparison), and the lines people read first."""
+def forgotten(comparisons: list[Comparison]) -> dict[str, list[Comparison]]:
+    """{probe: the comparisons that say it forgot}: its primary metric's, or any generation measure's.
+
+    A generation probe forgets when any of its measures does: a kept primary measure while the generations end
+    in the fine-tune's template (leak) or loop (repetition) is not "kept" (issue 15: the demo's generations
+    collapsed into its review format under a headline that counted only primary metrics). A choice probe's
+    gold_logprob does not decide it: that finer measure is named apart (see `summarize`).
+    """
     primary: dict[str, Comparison] = {}
     for c in comparisons:
         primary.setdefault(c.probe, c)
+    out: dict[str, list[Comparison]] = {name: [] for name in primary}
+    for c in comparisons:
+        if c.verdict == "forgot" and (c is primary[c.probe] or c.metric in GENERATION_MEASURES):
+            out[c.probe].append(c)
+    return out
+
+
+def summarize(comparisons: list[Comparison]) -> dict[str, Any]:
+    """The verdict per probe (its primary comparison, or a generation measure that forgot), and the lines
+    people read first."""
+    primary: dict[str, Comparison] = {}
+    for c in comparisons:
+        primary.setdefault(c.probe, c)
+    lost = forgotten(comparisons)
+    verdicts = {name: "forgot" if lost[name] else c.verdict for name, c in primary.items()}
     by_verdict: dict[str, list[str]] = {"forgot": [], "kept": [], "improved": [], "info": []}
-    for c in primary.values():
-        by_verdict.setdefault(c.verdict, []).append(c.probe)
-    general = [c for c in primary.values() if c.role == "general" and c.verdict != "info"]
-    kept = sum(c.verdict != "forgot" for c in general)
+    for name, v in verdicts.items():
+        by_verdict.setdefault(v, []).append(name)
+    general = [c for c in primary.values() if c.role == "general" and verdicts[c.probe] != "info"]
+    kept = sum(verdicts[c.probe] != "forgot" for c in general)
     parts = [f"{kept} of {len(general)} general probes kept within noise or improved"]
     for c in general:
-        if c.verdict == "forgot":
-            parts.append(f"{c.probe} forgot: {describe_change(c)}")
+        if lost[c.probe]:
+            parts.append(f"{c.probe} forgot: {', '.join(describe_change(m) for m in lost[c.probe])}")
     # Which measure found the change: a gold answer's probability falls before the answer flips.
     finer = [
         c.probe
@@ -65,7 +87,7 @@ def summarize(comparisons: list[Comparison]) -> dict[str, Any]:
         if c.role == "target":
             parts.insert(0, f"target {c.probe}: {describe_change(c)} ({c.verdict})")
     return {
-        "verdicts": {c.probe: c.verdict for c in primary.values()},
+        "verdicts": verdicts,
         "by_verdict": by_verdict,
         "headline": "; ".join(parts),
     }
@@ -74,7 +96,7 @@ def summarize(comparisons: list[Comparison]) -> dict[str, Any]:
 def describe_change(c: Comparison) -> str:
     if c.metric.endswith("perplexity") and c.relative is not None:  # lm-eval's word_ and byte_perplexity too
         return f"{c.metric} {c.before:.2f} -> {c.after:.2f} ({c.relative:+.1%})"
-    scale = 100 if c.metric.startswith("acc") or c.metric in ("expect_rate", "exact_match") else 1
+    scale = 100 if c.metric.startswith("acc") or c.metric in ("expect_rate", "exact_match", "leak") else 1
     d = 1 if scale == 100 else 3  # points to a tenth; other scores (a Spearman rho) to three decimals
     interval = f" [{c.low * scale:+.{d}f}, {c.high * scale:+.{d}f}]" if c.low is not None else ""
     unit = " points" if scale == 100 else ""

@@ -40,19 +40,35 @@ def audit_cards(audit: dict[str, Any]) -> list[dict[str, str]]:
         cards.append(_card("Gained (target)", value, detail + (f"; also {others}" if others else ""), tone))
     else:
         cards.append(_card("Gained (target)", "not measured", "no target probe: pass --target held-out text"))
-    general = [c for c in primary if c["role"] == "general" and c["verdict"] != "info"]
-    forgot = [c for c in general if c["verdict"] == "forgot"]
-    detail = "; ".join(f"{c['probe']} {fmt_change_short(c)}" for c in forgot) or "all kept within noise or improved"
+    verdicts = probe_verdicts(audit)
+    general = [c for c in primary if c["role"] == "general" and verdicts[c["probe"]] != "info"]
+    forgot = [c for c in general if verdicts[c["probe"]] == "forgot"]
+    detail = "; ".join(f"{c['probe']} {_forgot_text(audit, c)}" for c in forgot) or "all kept within noise or improved"
     cards.append(
         _card("Forgotten (beyond noise)", f"{len(forgot)} of {len(general)}", detail, "bad" if forgot else "good")
     )
     return cards
 
 
+def probe_verdicts(audit: dict[str, Any]) -> dict[str, str]:
+    """{probe: verdict} as the audit's summary decided it (a generation probe forgets when any of its measures
+    does: evaluation.audit.forgotten); each primary comparison's own verdict for documents without one."""
+    primary = {c["probe"]: c["verdict"] for c in primary_comparisons(audit["comparisons"])}
+    return {**primary, **{k: v for k, v in audit.get("summary", {}).get("verdicts", {}).items() if k in primary}}
+
+
+def _forgot_text(audit: dict[str, Any], primary: dict[str, Any]) -> str:
+    """The primary metric's change when it forgot, else the measures that did (a generation probe's leak)."""
+    if primary["verdict"] == "forgot":
+        return fmt_change_short(primary)
+    lost = [c for c in audit["comparisons"] if c["probe"] == primary["probe"] and c["verdict"] == "forgot"]
+    return ", ".join(fmt_change_short(c) for c in lost) or fmt_change_short(primary)
+
+
 def fmt_change_short(c: dict[str, Any]) -> str:
     if c["metric"] in PERPLEXITY_METRICS and c.get("relative") is not None:
         return f"{c['metric']} {c['relative']:+.1%}"
-    if c["metric"] in ACCURACY_METRICS:
+    if c["metric"] in ACCURACY_METRICS or c["metric"] == "leak":  # leak: a share of generations, in points too
         return f"{c['metric']} {c['delta'] * 100:+.1f} pt"
     return f"{c['metric']} {c['delta']:+.4f}"
 
@@ -127,7 +143,8 @@ def eval_verdict(result: dict[str, Any]) -> Markup:
 
 
 def audit_verdict(audit: dict[str, Any]) -> Markup:
-    forgot = any(c["verdict"] == "forgot" and c["role"] == "general" for c in primary_comparisons(audit["comparisons"]))
+    general = [c["probe"] for c in primary_comparisons(audit["comparisons"]) if c["role"] == "general"]
+    forgot = any(probe_verdicts(audit)[name] == "forgot" for name in general)
     guard = audit.get("guard")  # an audit against a budget: the budget decides the tone
     if not guard:
         return parts().verdict(audit["summary"]["headline"], "bad" if forgot else "good", audit_cards(audit))
