@@ -235,6 +235,28 @@ def forecast_command(
     run_forecast(run_dir, share, level)
 
 
+@app.command("calibrate-kl")
+@friendly
+def calibrate_kl_command(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(metavar="RUN_DIR...", help="Finished runs' output_dirs, each with guard.kl on.")
+    ],
+    budget: Annotated[
+        str | None,
+        typer.Option(help="Probe limits to turn into KL limits, e.g. 'arc_easy:5pt,lambada:10%' ('5pt': every probe)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the fit as JSON (forgetless.klcalibration/1).")] = None,
+    level: Annotated[float, typer.Option(help="Two-sided level of the slopes' intervals.")] = 0.9,
+    final_only: Annotated[
+        bool, typer.Option("--final-only", help="Fit each run's end only, not its checks during training.")
+    ] = False,
+) -> None:
+    """What a KL value has meant in your runs: each probe's change per nat of KL, and KL limits from probe limits."""
+    from forgetless.cli.calibrate_kl import run_calibrate_kl
+
+    run_calibrate_kl(run_dirs, budget, out, level, final_only)
+
+
 @app.command("ls")
 @friendly
 def ls_command(what: Annotated[str, typer.Argument(help="methods, probes or suites")]) -> None:
