@@ -41,7 +41,7 @@ def test_the_readme_has_the_two_script_examples() -> None:
 def test_the_trl_example_runs_as_written(yours: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     exec(compile(examples("Use it in your own script")[0], "README.md (TRL example)", "exec"), dict(yours))
     audit = json.loads((tmp_path / "out" / "sft" / "audit" / "audit.json").read_text())
-    assert {c["probe"] for c in audit["comparisons"]} == {"lambada_ppl", "arc_easy", "triviaqa"}
+    assert {c["probe"] for c in audit["comparisons"]} == {"lambada_ppl", "arc_easy_val100", "triviaqa_val64"}
     assert audit["guard"]["budget"] == "lambada_ppl:10%,5pt"
     assert (tmp_path / "out" / "sft" / "audit" / "report.html").is_file()
     assert "budget" in capsys.readouterr().out

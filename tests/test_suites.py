@@ -13,8 +13,9 @@ def test_builtin_suites_load_and_build_items() -> None:
     assert {"general", "quick"} <= set(builtin_suites())
     general = load_suite("general")
     names = [p.config.name for p in general.probes]
-    assert names[:2] == ["lambada_ppl", "arc_easy"]
-    assert {"hellaswag", "boolq", "piqa", "winogrande", "mmlu_stem", "canaries"} <= set(names)
+    assert names[:2] == ["lambada_ppl", "arc_easy_val200"]
+    assert {"hellaswag_val100", "boolq_val100", "piqa_val150", "winogrande_val200", "mmlu_stem_test100"} <= set(names)
+    assert "canaries" in names
     # Every packaged probe renders its first items (templates match the packaged data).
     small = load_suite("general", limit=2)
     for probe in small.probes:
@@ -24,7 +25,7 @@ def test_builtin_suites_load_and_build_items() -> None:
 
 
 def test_hellaswag_items_are_cleaned_like_lm_eval() -> None:
-    (item,) = load_suite("general", limit=1).probe("hellaswag").build_items()
+    (item,) = load_suite("general", limit=1).probe("hellaswag_val1").build_items()
     context, first = item.requests[0]
     assert "[" not in context and ": " in context and first.startswith(" ")
 

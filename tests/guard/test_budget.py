@@ -233,3 +233,26 @@ def test_duplicate_limits_are_a_config_problem(tiny_model, tiny_suite, tmp_path)
         ConfigError, match="guard.budget: budget 'docs_ppl:10%,docs_ppl:20%' limits probe 'docs_ppl' twice"
     ):
         load_run_config(config)
+
+
+def test_a_budget_naming_a_renamed_builtin_probe_gets_its_new_name(tiny_model, tmp_path) -> None:  # noqa: ANN001
+    from forgetless.config import load_run_config
+    from forgetless.errors import ConfigError
+    from tests.test_run import write_config
+
+    # Issue 15: the quick suite's ARC-Easy probe was `arc_easy`; lm-eval's arc_easy is another set of items.
+    config = write_config(tmp_path, tiny_model, "quick", guard={"budget": "lambada_ppl:10%,arc_easy:5pt"})
+    with pytest.raises(ConfigError) as caught:
+        load_run_config(config)
+    assert caught.value.problems == [
+        "guard.budget 'arc_easy:5pt': 'arc_easy' is now 'arc_easy_val100': it scores 100 validation items, not "
+        "lm-eval's arc_easy (the whole ARC-Easy test split); write 'arc_easy_val100:5pt'"
+    ]
+    budget = Budget.parse("mmlu_stem:2pt,arc_easy_val100:5pt")
+    (problem,) = budget.problems({"arc_easy_val100": "acc"})  # the new name is fine; an old one not in the suite:
+    assert problem.startswith("budget 'mmlu_stem:2pt': no watched probe is named 'mmlu_stem' (probes: arc_easy_val100)")
+    assert problem.endswith(
+        "renamed on 2026-11-30 after the sample they score ('mmlu_stem_val<N>', 'mmlu_stem_test<N>')"
+        ": they score a sample, not lm-eval's mmlu_stem group (the test splits of all its STEM "
+        "subjects)"
+    )

@@ -185,7 +185,7 @@ def test_the_suites_generation_probes_read_the_packaged_data() -> None:
     from forgetless.suites import load_suite
 
     for suite in ("general", "quick"):
-        (item, *rest) = load_suite(suite, limit=3).probe("triviaqa").build_items()
+        (item, *rest) = load_suite(suite, limit=3).probe("triviaqa_val3").build_items()
         prompt, golds = item
         assert len(rest) == 2 and prompt.startswith("Question: Which planet") and prompt.endswith("?\nAnswer:")
         assert golds and all(isinstance(g, str) and g for g in golds)  # TriviaQA's aliases

@@ -33,7 +33,7 @@ def test_markers_reach_every_generation_probe_of_a_suite() -> None:
             assert after.config.leak == ["Sentiment:"] and before.config.leak == []
         else:
             assert after is before
-    assert {n for n, k in kinds.items() if k == "generation"} == {"triviaqa", "continuations"}
+    assert {n for n, k in kinds.items() if k == "generation"} == {"triviaqa_val200", "continuations"}
     assert with_leak_markers(suite, []) is suite
 
 

@@ -22,13 +22,13 @@ def test_sources_are_named_short() -> None:
     }
     for spec, name in named.items():
         assert describe_sources([Source.parse(spec)]) == name
-    mmlu = load_suite("general").probe("mmlu_stem").config.source
+    mmlu = load_suite("general").probe("mmlu_stem_test100").config.source
     assert describe_sources(mmlu) == "hails/mmlu_no_train/high_school_biology/test and 3 more sources"
 
 
 def test_the_packaged_samples_say_how_many_of_how_many() -> None:
     suite = load_suite("general")
-    arc, trivia, lambada = (suite.probe(n) for n in ("arc_easy", "triviaqa", "lambada_ppl"))
+    arc, trivia, lambada = (suite.probe(n) for n in ("arc_easy_val200", "triviaqa_val200", "lambada_ppl"))
     assert arc.scored(200) == ""  # not sampled yet: nothing to say
     arc.build_items(), trivia.build_items()
     assert arc.scored(200) == "ai2_arc/ARC-Easy/validation, 200 of 570"

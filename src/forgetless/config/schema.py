@@ -43,6 +43,14 @@ def run_schema() -> dict[str, Any]:
     return {"$schema": DRAFT, "title": "forgetless run config", **schema}
 
 
+# A suite file's probe name may hold `{limit}`, which the suite loader replaces by the probe's item count.
+PROBE_NAME = {
+    "type": "string",
+    "pattern": r"^([A-Za-z0-9_.-]|\{limit\})+$",
+    "description": "unique in the suite; `{limit}` becomes the probe's item count (arc_easy_val{limit})",
+}
+
+
 def suite_schema() -> dict[str, Any]:
     """A suite file's JSON Schema: a name, a description, and probes, each of a registered kind."""
     from forgetless.probes import PROBES
@@ -52,6 +60,7 @@ def suite_schema() -> dict[str, Any]:
     for kind in PROBES.names():
         one = _model(PROBES.get(kind).config_class, defs)
         one["properties"]["kind"] = {"const": kind, "description": "probe kind"}
+        one["properties"]["name"] = PROBE_NAME
         kinds.append({**one, "required": sorted({*one.get("required", []), "kind"})})
     schema = {
         "title": "forgetless suite",

@@ -15,6 +15,7 @@ from typing import Any
 
 from forgetless.errors import ForgetlessError
 from forgetless.probes import Comparison, Metric, ProbeResult
+from forgetless.suites.renamed import renamed_hint
 
 EVAL_SCHEMA = "forgetless.eval/1"
 AUDIT_SCHEMA = "forgetless.audit/1"
@@ -94,7 +95,9 @@ class EvalResult:
         for p in self.probes:
             if p.name == name:
                 return p
-        raise KeyError(f"no probe '{name}' in this evaluation; probes: {', '.join(p.name for p in self.probes)}")
+        names = [p.name for p in self.probes]
+        hint = renamed_hint(name, names)  # a built-in probe's old name: its new one and why
+        raise KeyError(f"no probe '{name}' in this evaluation; {hint + '; ' if hint else ''}probes: {', '.join(names)}")
 
     def scores(self) -> dict[str, float]:
         """{probe: value of its primary metric}: the one number per probe that verdicts use."""

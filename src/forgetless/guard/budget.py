@@ -40,6 +40,7 @@ from forgetless.errors import ForgetlessError
 from forgetless.evaluation.results import BudgetCheck
 from forgetless.guard.verdict import judge, tolerance
 from forgetless.probes import Comparison
+from forgetless.suites.renamed import renamed_hint, renamed_to
 
 UNITS = {
     "pt": "points",
@@ -144,8 +145,14 @@ class Budget:
                     "general probe; budgets bound general probes"
                 )
             elif limit.probe not in probe_metrics:
+                # A built-in probe's old name (issue 15) gets its new name and why, not just "unknown".
+                hint, new = renamed_hint(limit.probe, probe_metrics), renamed_to(limit.probe, probe_metrics)
+                if new is not None:
+                    out.append(f"budget '{limit}': {hint}; write '{Limit(new, limit.amount, limit.unit)}'")
+                    continue
                 known = ", ".join(sorted(probe_metrics)) or "none"
-                out.append(f"budget '{limit}': no watched probe is named '{limit.probe}' (probes: {known})")
+                note = f"; {hint}" if hint else ""
+                out.append(f"budget '{limit}': no watched probe is named '{limit.probe}' (probes: {known}){note}")
             elif limit.unit == "nats" and probe_metrics[limit.probe] not in CHOICE_METRICS:
                 out.append(
                     f"budget '{limit}': '{limit.probe}' is measured by {probe_metrics[limit.probe]} and has no "

@@ -79,7 +79,7 @@ class DemoPreset:
 # on MMLU (17-26% on 4 choices), BoolQ (37% on yes/no) and ARC-Challenge (34% on 4) a drop can
 # hardly show, and they take 40% of the scoring time. Every model is scored 8 times, so this keeps the demo
 # near 20 minutes on 2 CPU cores (bench/RESULTS.md); `forgetless eval --suite general` scores them all.
-ABOVE_CHANCE = ("lambada_ppl", "arc_easy", "hellaswag", "piqa", "winogrande", "canaries")
+ABOVE_CHANCE = ("lambada_ppl", "arc_easy_val200", "hellaswag_val100", "piqa_val150", "winogrande_val200", "canaries")
 PRESETS = {
     "full": DemoPreset("general", FinetuneSettings(steps=40, learning_rate=3e-4, batch_size=8), ABOVE_CHANCE),
     "quick": DemoPreset("quick", FinetuneSettings(steps=16, learning_rate=3e-4, batch_size=8)),

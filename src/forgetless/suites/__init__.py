@@ -2,6 +2,10 @@
 
 `lm-eval:arc_easy,hellaswag,piqa` is a suite too: one `lm_eval` probe per lm-evaluation-harness task
 name (or task YAML path), each named after its task.
+
+A probe's name may hold `{limit}`, replaced by its item count once limits are applied (`arc_easy_val{limit}` is
+`arc_easy_val200`, and `arc_easy_val10` under `--limit 10`): probes are paired by name (compare, budgets), so a
+different sample must never bear the same name.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from pydantic import ValidationError
 from forgetless.errors import ConfigError, ForgetlessError
 from forgetless.probes import PROBES, Probe
 from forgetless.registry import unknown_key_hint, unknown_name_error
+from forgetless.suites.renamed import renamed_hint
 
 BUILTIN_DIR = Path(__file__).parent
 SUITE_KEYS = {"name", "description", "probes"}
 LM_EVAL_PREFIX = "lm-eval:"
+LIMIT_PLACEHOLDER = "{limit}"
 
 
 @dataclass
@@ -34,7 +40,13 @@ class Suite:
         for probe in self.probes:
             if probe.config.name == name:
                 return probe
-        raise unknown_name_error("probe", name, [p.config.name for p in self.probes])
+        known = [p.config.name for p in self.probes]
+        hint = renamed_hint(name, known)
+        if hint:  # a built-in probe's old name (issue 15): its new name and why
+            raise ForgetlessError(
+                f"suite '{self.name}' has no probe '{name}'", f"{hint}; its probes: {', '.join(known)}"
+            )
+        raise unknown_name_error("probe", name, known)
 
 
 def with_leak_markers(suite: Suite, markers: list[str]) -> Suite:
@@ -95,6 +107,10 @@ def parse_probes(entries: Any, where: str, base_dir: Path | None) -> list[Probe]
             problems.append(f"{label}.kind: {unknown_name_error('probe kind', str(kind), PROBES.names())}")
             continue
         cls = PROBES.get(kind)
+        entry, problem = _named(entry)
+        if problem:
+            problems.append(f"{label}.name: {problem}")
+            continue
         try:
             config = cls.config_class(**entry)
         except ValidationError as error:
@@ -110,6 +126,17 @@ def parse_probes(entries: Any, where: str, base_dir: Path | None) -> list[Probe]
     if problems:
         raise ConfigError(where, problems)
     return probes
+
+
+def _named(entry: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The entry with `{limit}` in its name replaced by its limit (already capped by `--limit`), or a problem."""
+    name = entry.get("name")
+    if not isinstance(name, str) or LIMIT_PLACEHOLDER not in name:
+        return entry, ""
+    limit = entry.get("limit")
+    if limit is None:
+        return entry, f"'{name}' holds {LIMIT_PLACEHOLDER}, which is the probe's `limit`: give the probe a `limit`"
+    return {**entry, "name": name.replace(LIMIT_PLACEHOLDER, str(limit))}, ""  # a bad limit fails its own check
 
 
 def lm_eval_entries(spec: str) -> list[dict[str, Any]]:
