@@ -99,3 +99,16 @@ def test_demo_runs_every_recipe_and_repairs_full(tiny_demo, tmp_path) -> None:  
 def test_repair_needs_full(tiny_demo, tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError, match="add full"):
         demo.run_demo(quick=True, out=tmp_path, methods=["l2sp", "repair"])
+
+
+def test_demo_suites_score_free_continuations_with_the_reviews_template_as_leak_markers() -> None:
+    """Issue 15: the fine-tune's collapse into its review format shows in free continuations, so both presets
+    score them, and every generation probe counts the SST-2 template's lines in its generations."""
+    assert demo.MARKERS == ["Review:", "Sentiment:"]
+    assert all(m in demo.sst2_texts()[0] for m in demo.MARKERS)  # the markers are what the reviews repeat
+    for preset, items in (("full", 100), ("quick", 32)):
+        suite = demo.preset_suite(demo.PRESETS[preset])
+        generation = [p.config for p in suite.probes if p.config.kind == "generation"]
+        assert [c.limit for c in generation if c.answer is None] == [items], preset
+        assert all(c.leak == demo.MARKERS for c in generation), preset
+    assert any(p.config.kind == "canary" for p in demo.preset_suite(demo.PRESETS["full"]).probes)

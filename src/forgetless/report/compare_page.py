@@ -61,7 +61,8 @@ def verdict_line(result: dict[str, Any]) -> str:
     return line
 
 
-def compare_page(result: dict[str, Any]) -> str:
+def compare_page(result: dict[str, Any], first: list[Section] | None = None) -> str:
+    """The page: `first` (the demo's generation changes), then the frontier, the table and the sources."""
     from forgetless.report.frontier import frontier_figure
 
     rows = [
@@ -75,6 +76,7 @@ def compare_page(result: dict[str, Any]) -> str:
         "without, the mean retention of the general probes. Filled points are Pareto-optimal."
     )
     sections = [
+        *(first or []),
         Section("Frontier", parts().figure("Frontier", frontier, caption) if frontier is not None else None),
         Section("Fine-tunes", parts().table(COMPARE_HEADER, rows, id="entries", numeric=(1, 2, 3))),
         Section("Sources", parts().keyvalues([(e["label"], e["source"]) for e in result["entries"]])),
