@@ -133,7 +133,9 @@ def test_calibrate_kl_end_to_end(tmp_path: Path) -> None:
     assert budgets["arc_easy"]["kl"] == pytest.approx(5 / arc["high"])
     assert budgets["lambada"]["kl"] == pytest.approx(10 / fits["lambada", "percent"]["high"])
     text = " ".join(result.output.split())
-    sentence = f"kl:{5 / arc['high']:.3g} keeps arc_easy within 5pt in the runs seen (slope {arc['slope']:.3g}pt"
+    assert budgets["arc_easy"]["rounded"] <= budgets["arc_easy"]["kl"] < budgets["arc_easy"]["rounded"] * 1.1
+    rounded = budgets["arc_easy"]["rounded"]
+    sentence = f"kl:{rounded:.2g} keeps arc_easy within 5pt in the runs seen (slope {arc['slope']:.3g}pt"
     assert sentence in text and "90% interval" in text and "6 runs)" in text
     assert "change = slope x KL across 6 runs" in text and "not a guarantee" in text
     final = calibrate_runs(runs, within_run=False)

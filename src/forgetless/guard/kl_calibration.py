@@ -79,6 +79,15 @@ class KLBudget:
     kl: float | None  # None: the interval's upper slope is not positive, so no KL reaches the limit
 
     @property
+    def rounded(self) -> float | None:
+        """The KL limit to two significant digits, rounded down: a limit to write in a budget stays conservative."""
+        if self.kl is None or self.kl <= 0:
+            return self.kl
+        digits = 1 - math.floor(math.log10(self.kl))
+        steps = math.floor(self.kl * 10.0**digits * (1 + 1e-12))  # 1e-12: 0.031 stays 0.031, not 0.030
+        return round(steps / 10.0**digits, digits)
+
+    @property
     def extrapolated(self) -> bool:
         return self.kl is not None and self.kl > self.fit.max_kl
 
@@ -87,11 +96,12 @@ class KLBudget:
         seen = f"slope {f.slope:.3g}{unit} per nat, {f.level:.0%} interval [{f.low:.3g}, {f.high:.3g}], {f.runs} runs"
         if self.kl is None:
             return f"no KL limit follows for {f.probe} within {self.limit:g}{unit}: the runs seen show no drop ({seen})"
-        text = f"kl:{self.kl:.3g} keeps {f.probe} within {self.limit:g}{unit} in the runs seen ({seen})"
+        text = f"kl:{self.rounded:.2g} keeps {f.probe} within {self.limit:g}{unit} in the runs seen ({seen})"
         return text + (f"; past the largest KL seen ({f.max_kl:.3g}): an extrapolation" if self.extrapolated else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"probe": self.fit.probe, "unit": self.fit.unit, "limit": self.limit, "kl": self.kl}
+        fit = self.fit
+        return {"probe": fit.probe, "unit": fit.unit, "limit": self.limit, "kl": self.kl, "rounded": self.rounded}
 
 
 @dataclass
