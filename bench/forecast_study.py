@@ -13,7 +13,9 @@ Then, from the saved watch histories (`guard.forecast_watch.review`, as `forgetl
   straight line through the checks;
 - KL: R^2 (bootstrap 95% interval over runs) of each probe's final change against the final KL, against the
   final weight distance ||theta - theta_0|| (diagnostics.drift) and the fine-tuning loss (the final held-out
-  NLL of the stage's own data); and leave-one-method-out (fit on the other methods, R^2 on the held-out one).
+  NLL of the stage's own data); and leave-one-method-out (fit on the other methods, R^2 on the held-out one);
+- calibration (`forgetless calibrate-kl` on the runs, guard.kl_calibration): each probe's change = slope x KL
+  across runs, its 90% interval over runs, and the KL limit each of the study's probe limits implies.
 
 Writes bench/results/forecast_study.json and its block of bench/RESULTS.md.
 
@@ -280,6 +282,31 @@ def kl_summary(runs: list[Run]) -> dict[str, Any]:
     return out
 
 
+def calibration_summary(folders: list[Path], budget: str) -> dict[str, Any]:
+    """`forgetless calibrate-kl` on the study's runs: the fit as its JSON, with the sentences it prints."""
+    from forgetless.errors import ForgetlessError
+    from forgetless.pipeline.kl_runs import calibrate_runs
+
+    try:
+        calibration = calibrate_runs(folders, budget)
+    except ForgetlessError as error:  # hours of runs are not lost to a refusal: it is the result
+        return {"error": str(error)}
+    return calibration.to_dict() | {"sentences": [b.describe() for b in calibration.budgets]}
+
+
+def calibration_lines(calibration: dict[str, Any]) -> list[str]:
+    if "error" in calibration:
+        return ["", f"KL calibration refused: {calibration['error']}"]
+    lines = ["", "| change per nat of KL | slope | 90% interval | R^2 | runs | points |", "|---|---|---|---|---|---|"]
+    for f in calibration["fits"]:
+        r2_text = "n/a" if f["r2"] is None else f"{f['r2']:.2f}"
+        interval = f"[{f['low']:.3g}, {f['high']:.3g}]"
+        lines.append(
+            f"| {f['probe']} ({f['unit']}) | {f['slope']:.3g} | {interval} | {r2_text} | {f['runs']} | {f['points']} |"
+        )
+    return [*lines, "", *(f"- {s}" for s in calibration["sentences"]), "", f"This is {calibration['caveat']}."]
+
+
 def markdown(result: dict[str, Any]) -> str:
     f = result["forecast"]
     lines = [
@@ -302,6 +329,8 @@ def markdown(result: dict[str, Any]) -> str:
             ci = "" if not e["r2_95"] else f"[{e['r2_95'][0]:.2f}, {e['r2_95'][1]:.2f}]"
             held = ", ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in e["leave_one_method_out"].items())
             lines.append(f"| {probe} | {name} | {r2_text} | {ci} | {held} |")
+    if "calibration" in result:
+        lines += calibration_lines(result["calibration"])
     return "\n".join([*lines, END])
 
 
@@ -319,10 +348,12 @@ def main() -> None:
     else:
         folder = args.out or ROOT / "forgetless-out" / "forecast-study"
         plan, make_config = studies([int(s) for s in args.seeds.split(",")]), config
-    runs = []
+    runs, folders = [], []
     for study in plan:
         print(f"run {study.name}", flush=True)
-        runs.append(read_run(study, run_one(study, folder, make_config), args.share))
+        folders.append(run_one(study, folder, make_config))
+        runs.append(read_run(study, folders[-1], args.share))
+    budget = make_config(plan[0], folder)["guard"]["budget"]  # the study's probe limits, as KL limits
     result = {
         "date": str(date.today()),
         "setting": "quick: tiny test model" if args.quick else "SmolLM2-135M",
@@ -330,6 +361,7 @@ def main() -> None:
         "share": args.share,
         "forecast": forecast_summary(runs),
         "kl": kl_summary(runs),
+        "calibration": calibration_summary(folders, budget),
         "per_run": [
             {"name": r.study.name, "final": r.final, "kl": r.kl, "distance": r.distance, "ft_loss": r.ft_loss}
             | {"forecasts": r.forecasts}
