@@ -21,6 +21,12 @@ from pathlib import Path
 from forgetless.pipeline.code_demo import CodePreset, onset, run_code_demo
 
 HERE = Path(__file__).resolve().parent
+# The quick suite's ARC-Easy probe; runs from before 2026-11-30 (issue 15's renaming) named it arc_easy.
+ARC = ("arc_easy_val100", "arc_easy")
+
+
+def arc_name(names: dict) -> str:
+    return next((name for name in ARC if name in names), ARC[0])
 
 
 def points(result: dict) -> list[dict]:
@@ -31,7 +37,7 @@ def points(result: dict) -> list[dict]:
             {
                 "step": point["step"],
                 "lambada_ppl_%": values.get("lambada_ppl", {}).get("change", 0.0),
-                "arc_easy_pt": values.get("arc_easy", {}).get("change", 0.0),
+                "arc_easy_pt": values.get(arc_name(values), {}).get("change", 0.0),
                 "status": {p: c["status"] for p, c in values.items()},
                 "code_ppl_%": 100 * point["target_change"],
                 "seconds": point["seconds"],
@@ -73,7 +79,7 @@ def main() -> None:
         for p in run["points"][1:]:
             flag = {"over": " **over**", "noise": " (noise)"}
             lam = f"{p['lambada_ppl_%']:+.1f}%{flag.get(p['status'].get('lambada_ppl'), '')}"
-            arc = f"{-p['arc_easy_pt']:+.1f}pt{flag.get(p['status'].get('arc_easy'), '')}"
+            arc = f"{-p['arc_easy_pt']:+.1f}pt{flag.get(p['status'].get(arc_name(p['status'])), '')}"
             lines.append(f"| {run['learning_rate']:g} | {p['step']} | {lam} | {arc} | {p['code_ppl_%']:+.1f}% |")
     text = "\n".join(lines) + "\n\n" + "\n".join(f"- lr {r['learning_rate']:g}: {r['summary']}" for r in runs) + "\n"
     (HERE / "results").mkdir(exist_ok=True)

@@ -7,7 +7,7 @@ remove_whitespace filter, exact_match ignoring case and punctuation). Three scor
 
 - lm-eval 0.4.13's `hf` model (`simple_evaluate`, `batch_size` 16, `log_samples`);
 - forgetless's `lm_eval` probe on the same YAML (lm-eval builds the requests and scores the generations);
-- forgetless's `generation` probe `triviaqa` of the general suite, limited to the same questions.
+- forgetless's `generation` probe `triviaqa_val200` of the general suite, limited to the same questions.
 
 Counted: items whose generation is the same string, and whose exact match is the same, with the seconds and CPU
 seconds of each (1 torch thread: the machine is shared). Writes bench/results/lm_eval_generate_agreement.json and
@@ -75,7 +75,7 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    trivia = load_suite("general").probe("triviaqa")
+    trivia = load_suite("general").probe("triviaqa_val200")
     config = trivia.config
     records = load_records(config.source)
     chosen = select_items(len(records), config.limit, config.seed)[: args.limit]
@@ -143,7 +143,7 @@ def markdown(r: dict) -> str:
     rows = [
         ("lm-eval 0.4.13 `hf`, batch 16", r["lm_eval"], None),
         ("forgetless `lm_eval` probe, same YAML", r["lm_eval_probe"], r["lm_eval_probe"]),
-        ("forgetless `generation` probe `triviaqa`", r["generation_probe"], r["generation_probe"]),
+        ("forgetless `generation` probe `triviaqa_val200`", r["generation_probe"], r["generation_probe"]),
     ]
     lines = [
         BEGIN,

@@ -3,8 +3,8 @@
 SmolLM2-135M (the packaged model, fp32, CPU) fine-tuned on SST-2 reviews (the packaged validation split,
 examples/sst2-guard.yaml's template, the last `--limit` reviews, at most the example's 100, held out as the target)
 with EWC (lam 1.0, its Fisher on the demo's kept texts: LAMBADA passages the suite does not score) under the
-example's budget (lambada_ppl +10%, arc_easy -5 points), policy rollback, a check every 10 of 30 steps, the quick
-suite's probes at `--limit` items:
+example's budget (lambada_ppl +10%, arc_easy_val<limit> -5 points), policy rollback, a check every 10 of 30 steps,
+the quick suite's probes at `--limit` items:
 
 (a) `forgetless run` on examples/sst2-guard.yaml changed to that (`methods: [{name: ewc, lam: 1.0}]`, a `keep:`
     file, `guard.every`, the diagnostics off, which do not change training), in a subprocess;
@@ -111,7 +111,8 @@ def write_config(folder: Path, args: argparse.Namespace) -> Path:
     config["methods"] = [{"name": "ewc", "lam": args.lam}]
     config["training"]["steps"] = args.steps
     config["stages"][0]["data"]["held_out"] = min(config["stages"][0]["data"]["held_out"], args.limit)
-    config["guard"] = {"budget": args.budget, "policy": "rollback", "every": args.every}
+    budget = args.budget or f"lambada_ppl:10%,arc_easy_val{args.limit}:5pt"  # the suite names ARC-Easy by its sample
+    config["guard"] = {"budget": budget, "policy": "rollback", "every": args.every}
     config["diagnostics"] = {"drift": False, "importance": False, "interference": False}
     config["output_dir"] = str(folder / "run")
     path = folder / "config.yaml"
@@ -461,7 +462,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="training steps of every part")
     parser.add_argument("--every", type=int, default=10, help="the guard checks every N steps (and at the last)")
     parser.add_argument("--limit", type=int, default=100, help="items per probe (and at most this many held out)")
-    parser.add_argument("--budget", default="lambada_ppl:10%,arc_easy:5pt", help="the example's budget")
+    parser.add_argument("--budget", help="default: the example's, lambada_ppl:10%%,arc_easy_val<limit>:5pt")
     parser.add_argument("--lam", type=float, default=1.0, help="EWC strength")
     parser.add_argument("--own-baselines", action="store_true", help="(b) and (c) score the base model themselves")
     parser.add_argument("--json", default=str(HERE / "results" / "script_vs_run.json"), help="where results go")
