@@ -239,7 +239,7 @@ def forecast_command(
 @friendly
 def calibrate_kl_command(
     run_dirs: Annotated[
-        list[Path], typer.Argument(metavar="RUN_DIR...", help="Finished runs' output_dirs, each with guard.kl on.")
+        list[Path], typer.Argument(metavar="RUN_DIR", help="Finished runs' output_dirs, each with guard.kl on.")
     ],
     budget: Annotated[
         str | None,
