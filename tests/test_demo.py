@@ -48,7 +48,11 @@ def test_demo_compares_methods_from_the_same_base(tiny_demo, tmp_path) -> None: 
         for n in result["methods"]
     }
     assert layers["expand"] == layers["full"] + 2 and layers["replay"] == layers["full"]
-    assert "Frontier" in (tmp_path / "demo" / "report.html").read_text()
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert "Frontier" in page
+    # Both open with the generation changes (the tiny suite's canaries), before the frontier and the table.
+    assert page.index("What changed in the generations") < page.index("Frontier")
+    assert markdown.index("## What changed in the generations\n\n- **full**: ") < markdown.index("| full |")
     assert all((tmp_path / "demo" / name / "report.html").is_file() for name in ("full", "replay"))
 
 
