@@ -74,9 +74,8 @@ def test_a_collapse_is_named_with_its_numbers_and_a_quiet_method_in_one_line() -
     full = generation_news("full", audit(collapsed=True), MARKERS)
     assert full.changed
     assert full.line == (
-        "generations repeat themselves more and generations take on the fine-tune's template: "
-        "continuations: repetition 0.21 -> 0.50 (+0.29 [+0.23, +0.35]); "
-        "continuations: 100% of generations contain 'Sentiment:' (0% before; +100.0 points [+92.6, +100.0])"
+        "generations take on the fine-tune's template and repeat themselves more: continuations: 100% contain "
+        "'Sentiment:' (0% before; +100.0 points [+92.6, +100.0]), repetition 0.21 -> 0.50 (+0.29 [+0.23, +0.35])"
     )
     ewc = generation_news("ewc", audit(collapsed=False), MARKERS)
     assert not ewc.changed and not ewc.examples
@@ -95,7 +94,7 @@ def test_a_collapse_is_named_with_its_numbers_and_a_quiet_method_in_one_line() -
 def test_the_markdown_and_html_open_with_the_news() -> None:
     news = [generation_news("full", audit(True), MARKERS), generation_news("ewc", audit(False), MARKERS)]
     text = "\n".join(generations_markdown(news))
-    assert text.startswith("## What changed in the generations\n\n- **full**: generations repeat themselves more")
+    assert text.startswith("## What changed in the generations\n\n- **full**: generations take on the fine-tune's")
     assert "- **ewc**: no generation measure changed beyond noise" in text
     assert (
         "| continuations | continuations prompt 0 | the old man walked on | the old man walked on \u23ce Sentiment:"
@@ -148,7 +147,7 @@ def test_a_tiny_model_tuned_on_a_template_leads_the_demo_report(tiny_model, leak
     assert first < text.index("| method |")  # before the accuracy table
     full = next(line for line in text.splitlines() if line.startswith("- **full**"))
     leak = next(c for c in audits["full"]["comparisons"] if c["metric"] == "leak")
-    assert f"free: {leak['after']:.0%} of generations contain 'Answer:'" in full, full
+    assert f"free: {leak['after']:.0%} contain 'Answer:'" in full, full
     assert f"({leak['before']:.0%} before; {leak['delta'] * 100:+.1f} points [{leak['low'] * 100:+.1f}," in full
     assert "- **none**: no generation measure changed beyond noise (free: 0 of 16 generations differ" in text
     assert "full, the same prompts before and after:" in text and "none, the same prompts" not in text

@@ -66,24 +66,31 @@ def generation_news(method: str, audit: dict[str, Any], markers: list[str] | tup
     if not moved:
         differ = [_differ(before[n], after[n]) for n in after]
         return GenerationNews(method, False, "no generation measure changed beyond noise (" + "; ".join(differ) + ")")
+    moved.sort(key=lambda c: MEASURES.index(c["metric"]))  # the most visible first: a template in every answer
     leads = list(dict.fromkeys(_lead(c) for c in moved))
-    details = [_detail(c, after[c["probe"]], markers) for c in moved]
-    line = " and ".join(leads) + ": " + "; ".join(details)
-    probes = list(dict.fromkeys(c["probe"] for c in moved)) + [n for n in after if n not in {c["probe"] for c in moved}]
+    probes = list(dict.fromkeys(c["probe"] for c in moved))
+    details = [
+        f"{name}: " + ", ".join(_detail(c, after[name], markers) for c in moved if c["probe"] == name)
+        for name in probes
+    ]
+    line = "generations " + " and ".join(leads) + ": " + "; ".join(details)
+    probes += [n for n in after if n not in probes]
     return GenerationNews(method, True, line, examples(before, after, probes, markers))
 
 
+# What a measure that moved means, after "generations": (when worse, when better). Worse is `forgot`, whichever
+# way the number went (more leak, more repetition, less exact match).
+LEADS = {
+    "leak": ("take on the fine-tune's template", "hold its template less often"),
+    "repetition": ("repeat themselves more", "repeat themselves less"),
+    "exact_match": ("get fewer short answers right", "get more short answers right"),
+    "expect_rate": ("lose the canaries' expected answers", "find more of the canaries' expected answers"),
+}
+
+
 def _lead(c: dict[str, Any]) -> str:
-    """The plain words for a measure that moved; `forgot` is worse, whichever way the number went."""
-    worse = c["verdict"] == "forgot"
-    return {
-        "leak": "generations take on the fine-tune's template" if worse else "fewer generations hold a template",
-        "repetition": "generations repeat themselves more" if worse else "generations repeat themselves less",
-        "exact_match": "fewer short answers are right" if worse else "more short answers are right",
-        "expect_rate": "canary prompts lose their expected answers"
-        if worse
-        else "canary prompts gain expected answers",
-    }[c["metric"]]
+    worse, better = LEADS[c["metric"]]
+    return worse if c["verdict"] == "forgot" else better
 
 
 def _interval(c: dict[str, Any], scale: float, digits: int) -> str:
@@ -93,16 +100,16 @@ def _interval(c: dict[str, Any], scale: float, digits: int) -> str:
 
 
 def _detail(c: dict[str, Any], new: dict[str, Any], markers: list[str] | tuple[str, ...]) -> str:
-    """ "continuations: 100% of generations contain 'Sentiment:' (0% before; +100.0 points [+92.6, +100.0])"."""
-    probe, metric = c["probe"], c["metric"]
+    """'100% contain 'Sentiment:' (0% before; +100.0 points [+92.6, +100.0])', 'repetition 0.21 -> 0.50 (...)'."""
+    metric = c["metric"]
     if metric == "repetition":
-        return f"{probe}: repetition {c['before']:.2f} -> {c['after']:.2f} ({c['delta']:+.2f}{_interval(c, 1, 2)})"
+        return f"repetition {c['before']:.2f} -> {c['after']:.2f} ({c['delta']:+.2f}{_interval(c, 1, 2)})"
     change = f"{c['delta'] * 100:+.1f} points{_interval(c, 100, 1)}"
     if metric == "leak":
         what = _markers_found(new["items"]["generation"], markers) or "a template marker"
-        return f"{probe}: {c['after']:.0%} of generations contain {what} ({c['before']:.0%} before; {change})"
+        return f"{c['after']:.0%} contain {what} ({c['before']:.0%} before; {change})"
     label = {"exact_match": "exact match", "expect_rate": "expected answer found"}[metric]
-    return f"{probe}: {label} {c['before']:.1%} -> {c['after']:.1%} ({change})"
+    return f"{label} {c['before']:.1%} -> {c['after']:.1%} ({change})"
 
 
 def _markers_found(texts: list[str], markers: list[str] | tuple[str, ...]) -> str:
