@@ -87,6 +87,15 @@ def test_a_collapse_is_named_with_its_numbers_and_a_quiet_method_in_one_line() -
     assert len(full.examples) == SHOWN
     assert [e.probe for e in full.examples] == ["continuations", "canaries", "continuations"]
     assert full.examples[1].before == "Paris." and full.examples[1].after == "a sprawling , sprawling"
+    # A probe without a leak measure (the canaries) counts the markers its generations took on, untested.
+    quiet = audit(collapsed=True)
+    quiet["comparisons"] = [c for c in quiet["comparisons"] if c["probe"] == "canaries"]
+    quiet["base"]["probes"].pop(0), quiet["tuned"]["probes"].pop(0)
+    quiet["tuned"]["probes"][0]["items"]["generation"][1] = "Thursday\nSentiment: positive"
+    assert generation_news("lora", quiet, MARKERS).line == (
+        "no generation measure changed beyond noise (canaries: 2 of 2 generations differ from the base's, "
+        "1 contain 'Sentiment:' (0 before; not tested))"
+    )
     # Without the markers a leak is counted, not named.
     assert "contain a template marker" in generation_news("full", audit(collapsed=True)).line
 

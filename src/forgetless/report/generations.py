@@ -64,7 +64,7 @@ def generation_news(method: str, audit: dict[str, Any], markers: list[str] | tup
         if c["probe"] in after and c["metric"] in MEASURES and c["verdict"] in ("forgot", "improved")
     ]
     if not moved:
-        differ = [_differ(before[n], after[n]) for n in after]
+        differ = [_differ(before[n], after[n], markers) for n in after]
         return GenerationNews(method, False, "no generation measure changed beyond noise (" + "; ".join(differ) + ")")
     moved.sort(key=lambda c: MEASURES.index(c["metric"]))  # the most visible first: a template in every answer
     leads = list(dict.fromkeys(_lead(c) for c in moved))
@@ -121,9 +121,21 @@ def _markers_found(texts: list[str], markers: list[str] | tuple[str, ...]) -> st
     return " or ".join(f"'{m}' ({share:.0%})" for m, share in found)
 
 
-def _differ(old: dict[str, Any], new: dict[str, Any]) -> str:
+def _differ(old: dict[str, Any], new: dict[str, Any], markers: list[str] | tuple[str, ...] = ()) -> str:
+    """'canaries: 8 of 8 generations differ from the base's, 7 contain 'Sentiment:' (0 before; not tested)'.
+
+    A probe without a leak measure (canaries: a few prompts, no paired test of markers) still shows the markers
+    its generations took on, counted and labelled untested, so the line never hides what a reader would see.
+    """
     pairs = list(zip(old["items"]["generation"], new["items"]["generation"], strict=True))
-    return f"{new['name']}: {sum(a != b for a, b in pairs)} of {len(pairs)} generations differ from the base's"
+    text = f"{new['name']}: {sum(a != b for a, b in pairs)} of {len(pairs)} generations differ from the base's"
+    if "leak" in new["items"]:
+        return text
+    counts = [(m, sum(m in b for _, b in pairs), sum(m in a for a, _ in pairs)) for m in markers]
+    found = sorted((c for c in counts if c[1] > c[2]), key=lambda c: -c[1])
+    if found:
+        text += ", " + ", ".join(f"{n} contain '{m}' ({b} before; not tested)" for m, n, b in found)
+    return text
 
 
 def examples(
