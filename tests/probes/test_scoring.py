@@ -122,9 +122,9 @@ def test_shared_context_equals_plain_path(lm) -> None:  # noqa: ANN001
     model, tok = lm
     groups = mixed_groups(tok)
     assert len(groups[3][0].context) > 32  # truncated to max_length below
-    masks = []
+    passes = []
     handle = model.register_forward_pre_hook(
-        lambda _, args, kwargs: masks.append((kwargs.get("attention_mask"), kwargs["input_ids"].shape[1])),
+        lambda _, args, kwargs: passes.append((kwargs.get("attention_mask"), kwargs.get("position_ids"))),
         with_kwargs=True,
     )
     try:
@@ -137,10 +137,9 @@ def test_shared_context_equals_plain_path(lm) -> None:  # noqa: ANN001
     for (score, greedy), (ref_score, ref_greedy) in zip([s for g in shared for s in g], plain, strict=True):
         assert score == pytest.approx(ref_score, abs=1e-4)
         assert greedy == ref_greedy
-    # The cache path ran, with items of different prefix lengths in one pass: a row's mask hides the
-    # padded tail of its prefix in the cache.
-    cache_masks = [m[:, : m.shape[1] - width] for m, width in masks if m is not None]
-    assert cache_masks and any((row.diff() < 0).any() for m in cache_masks for row in m)
+    # The packed path ran, with several items in one pass: position ids restart at 0 for every item.
+    packed = [pos[0] for mask, pos in passes if mask is not None and mask.dim() == 4]
+    assert packed and max(int((pos == 0).sum()) for pos in packed) >= 2
     long = groups[3][0]
     window = (long.context + long.continuation)[-33:]
     trimmed = Request(window[: -len(long.continuation)], long.continuation)
@@ -151,6 +150,7 @@ def test_shared_context_runs_each_context_once(lm) -> None:  # noqa: ANN001
     model, tok = lm
     context = "Question: What is it?\nAnswer: " + "The cat sees a red ball. " * 3
     groups = [[encode_pair(tok, context, x) for x in (" a red ball", " the old house", " two small boats")]]
+    grouped_loglikelihoods(model, groups, max_length=128)  # the once-per-model check of the packed path
     tokens = []
     handle = model.register_forward_pre_hook(
         lambda _, args, kwargs: tokens.append(kwargs["input_ids"].numel()), with_kwargs=True
@@ -167,8 +167,8 @@ def test_shared_context_runs_each_context_once(lm) -> None:  # noqa: ANN001
         assert greedy == ref_greedy
 
 
-class NoCache(torch.nn.Module):
-    """A causal LM that takes no `cache=`: the shared path must fall back to the plain one."""
+class NoMask(torch.nn.Module):
+    """A causal LM that takes no position ids or attention mask: the shared path must fall back."""
 
     def __init__(self, model) -> None:  # noqa: ANN001
         super().__init__()
@@ -178,10 +178,18 @@ class NoCache(torch.nn.Module):
         return self.inner(input_ids=input_ids, logits_to_keep=logits_to_keep, use_cache=False)
 
 
-def test_shared_context_falls_back_without_a_cache(lm) -> None:  # noqa: ANN001
+class IgnoresMask(NoMask):
+    """Takes a 4D mask and position ids and silently ignores them: the once-per-model check must catch it."""
+
+    def forward(self, input_ids, logits_to_keep=None, use_cache=False, **ignored):  # noqa: ANN001, ANN003, ANN201
+        return self.inner(input_ids=input_ids, logits_to_keep=logits_to_keep, use_cache=False)
+
+
+@pytest.mark.parametrize("wrapper", [NoMask, IgnoresMask])
+def test_shared_context_falls_back_to_the_plain_path(lm, wrapper) -> None:  # noqa: ANN001
     model, tok = lm
     groups = mixed_groups(tok)
-    got = grouped_loglikelihoods(NoCache(model), groups, max_length=32, batch_tokens=64)
+    got = grouped_loglikelihoods(wrapper(model), groups, max_length=32, batch_tokens=64)
     want = loglikelihoods(model, [r for g in groups for r in g], max_length=32, batch_tokens=64)
     for (score, greedy), (ref_score, ref_greedy) in zip([s for g in got for s in g], want, strict=True):
         assert score == pytest.approx(ref_score, abs=1e-4)

@@ -1,47 +1,61 @@
-"""Log-likelihoods of a multiple-choice item's continuations with the shared context computed once.
+"""Log-likelihoods of a multiple-choice item's continuations with the shared context computed once, unpadded.
 
 An item's requests (ARC: one question and four answers; Winogrande: two contexts that differ in one word and
-one continuation) mostly repeat the same leading tokens. `grouped_loglikelihoods` runs those shared tokens once
-per item and keeps their keys and values (a transformers `DynamicCache`), then runs only what follows them, one
-row per choice, against that cache. The results are the plain path's (`scoring.loglikelihoods`) up to float
-summation order: same truncation, same positions, same continuation tokens read.
+one continuation) mostly repeat the same leading tokens. `grouped_loglikelihoods` lays each item out as a small
+tree, its shared prefix once and then each distinct input's remaining tokens, and packs the trees of many items
+end to end into one sequence per forward pass, with an attention mask that lets a token see only its own
+prefix and the earlier tokens of its own branch, and position ids that restart per item and continue the
+prefix along each branch. The results are the plain path's (`scoring.loglikelihoods`) up to float summation
+order: same truncation, same positions, same continuation tokens read.
 
-Items of different prefix lengths share a batch: prefixes are right-padded (a causal model's outputs at a
-position never depend on later tokens), and each choice row gets its own position ids (its prefix length onward)
-and an attention mask that hides the padded tail of its prefix in the cache. Items where nothing would be
-shared (one distinct input, e.g. BoolQ's one-token answers, which the plain path already scores in one pass)
-and models without a plain `DynamicCache` go through `scoring.loglikelihoods`.
+Why packed rather than padded batches: on Winogrande a row after the shared prefix is about 6 tokens, so
+padding to a batch's longest row wasted a quarter of the tokens, while many small passes each reread every
+weight (a fixed cost per pass). A pack has no padding and holds up to PACK_TOKENS tokens; its attention is
+computed over the whole pack, masked, so longer packs waste attention on pairs of different items (at 512
+tokens, about a tenth of a 135M model's matrix products). Measured in bench/RESULTS.md.
+
+Items where nothing would be shared (one distinct input, e.g. BoolQ's one-token answers, which the plain path
+already scores in one pass), items longer than the model's sliding window, and models that do not take a
+custom 4D mask with position ids (checked once per model against the plain path) go through
+`scoring.loglikelihoods`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from forgetless.probes.scoring import (
-    Request,
-    check_request,
-    length_batches,
-    loglikelihoods,
-    model_input,
-    read_scores,
-)
+from forgetless.probes.scoring import Request, check_request, loglikelihoods, model_input, read_scores
 
-MIN_SHARED = 2  # prefix tokens below which an item is scored by the plain path: nothing worth a second pass
+MIN_SHARED = 2  # prefix tokens below which an item is scored by the plain path: nothing worth sharing
+PACK_TOKENS = 512  # tokens per packed pass, unless batch_tokens is smaller (see the module docstring)
+AGREE = 1e-3  # nats: the packed and plain paths on one item, checked once per model (float order: ~1e-5)
+_PACKS_WORK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> packed path checked to agree
 
 
 @dataclass
 class _Item:
-    prefix: tuple[int, ...]  # the tokens every row of the item starts with, run once
+    prefix: tuple[int, ...]  # the tokens every input of the item starts with, run once
     rows: dict[tuple[int, ...], list[int]]  # model input -> indices of the flat requests that read it
+
+    @property
+    def size(self) -> int:
+        """Tokens the item's tree takes in a pack."""
+        return len(self.prefix) + sum(len(t) - len(self.prefix) for t in self.rows)
+
+    @property
+    def longest(self) -> int:
+        return max(len(t) for t in self.rows)
 
 
 def _split(requests: list[Request], indices: list[int], max_length: int) -> _Item | None:
     """The item's shared prefix: the inputs' common leading tokens, stopping before the first position whose
-    logits any request needs (so every row keeps at least one token). None when sharing gains nothing."""
+    logits any request needs (so every branch keeps at least one token). None when sharing gains nothing."""
     rows: dict[tuple[int, ...], list[int]] = {}
     for index in indices:
         rows.setdefault(model_input(requests[index], max_length), []).append(index)
@@ -55,11 +69,18 @@ def _split(requests: list[Request], indices: list[int], max_length: int) -> _Ite
     return _Item(inputs[0][:shared], rows) if shared >= MIN_SHARED else None
 
 
-def _cache_supported(cache: Any) -> bool:
-    # Only plain full-attention layers: a sliding window or a quantized cache would store other positions.
-    from transformers.cache_utils import DynamicLayer
-
-    return all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None]))
+def _packs(items: list[_Item], pack_tokens: int) -> list[list[_Item]]:
+    """Items in packs of at most `pack_tokens` tokens (an item larger than that alone), largest first:
+    next-fit on decreasing sizes leaves at most one item's worth unused per pack."""
+    packs: list[list[_Item]] = []
+    used = pack_tokens
+    for item in sorted(items, key=lambda it: -it.size):
+        if used + item.size > pack_tokens:
+            packs.append([])
+            used = 0
+        packs[-1].append(item)
+        used += item.size
+    return packs
 
 
 @torch.inference_mode()
@@ -76,32 +97,32 @@ def grouped_loglikelihoods(
     group's shared leading tokens computed once. Returns one list of (log-likelihood, is_greedy) per group.
 
     Args:
-        model: a causal LM taking `cache=` (a `DynamicCache`), `position_ids`, `attention_mask`.
+        model: a causal LM taking `position_ids`, a 4D `attention_mask` and `logits_to_keep`.
         groups: the requests of each item, in order.
-        max_length, batch_tokens, max_batch, progress: as for `scoring.loglikelihoods`; `batch_tokens` bounds
-            both the prefixes of a batch (items x longest prefix) and each pass over their continuations.
+        max_length, batch_tokens, max_batch, progress: as for `scoring.loglikelihoods` (`max_batch` bounds
+            only the plain path's batches); a pack holds at most min(batch_tokens, PACK_TOKENS) tokens.
     """
     requests = [r for group in groups for r in group]
     for index, request in enumerate(requests):
         check_request(index, request, max_length)
+    window = getattr(getattr(model, "config", None), "sliding_window", None)
     items, plain, offset = [], [], 0
     for group in groups:
         indices = list(range(offset, offset + len(group)))
         offset += len(group)
         item = _split(requests, indices, max_length)
-        if item is None:
+        if item is None or (window is not None and item.longest > window):
             plain += indices
         else:
             items.append(item)
     results: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
-    items.sort(key=lambda it: -len(it.prefix))
-    for span in length_batches([len(item.prefix) for item in items], batch_tokens, max_batch):
-        batch = items[span]
-        if not _score_batch(model, requests, batch, results, batch_tokens, max_batch):
-            plain += [i for item in items[span.start :] for rows in item.rows.values() for i in rows]
-            break
+    if items and not _packed_path_works(model, requests, items[0], max_length):
+        plain += [i for item in items for rows in item.rows.values() for i in rows]
+        items = []
+    for pack in _packs(items, min(batch_tokens, PACK_TOKENS)):
+        _score_pack(model, requests, pack, results)
         if progress is not None:
-            progress(sum(len(rows) for item in batch for rows in item.rows.values()))
+            progress(sum(len(rows) for item in pack for rows in item.rows.values()))
     if plain:
         scored = loglikelihoods(
             model,
@@ -120,77 +141,64 @@ def grouped_loglikelihoods(
     return out
 
 
-def _score_batch(
-    model: Any,
-    requests: list[Request],
-    items: list[_Item],
-    results: list[tuple[float, bool]],
-    batch_tokens: int,
-    max_batch: int,
-) -> bool:
-    """Run the items' prefixes once, then their rows against the cache. False (nothing written) when the
-    model has no cache this can reuse."""
-    from transformers import DynamicCache
-
-    device = next(model.parameters()).device
-    width = len(items[0].prefix)  # items come longest prefix first
-    ids = torch.zeros((len(items), width), dtype=torch.long)
-    for row, item in enumerate(items):
-        ids[row, : len(item.prefix)] = torch.tensor(item.prefix)
+def _packed_path_works(model: Any, requests: list[Request], item: _Item, max_length: int) -> bool:
+    """Whether the model honours a custom 4D mask and position ids: one item scored both ways, once per model
+    (a model that ignored the mask would give other numbers silently, not an error)."""
     try:
-        cache = DynamicCache(config=model.config)
-        model(input_ids=ids.to(device), cache=cache, use_cache=True, logits_to_keep=1)
-    except TypeError:  # a model without `cache=` / `logits_to_keep`
-        return False
-    if not _cache_supported(cache):
-        return False
-    layers = [(layer.keys, layer.values) for layer in cache.layers]  # each (items, kv heads, width, head dim)
-    # Every continuation row, with the item it reads from; longest first so a pass pads little.
-    rows = [(tokens, n, item) for n, item in enumerate(items) for tokens in item.rows]
-    rows.sort(key=lambda r: (-(len(r[0]) - len(r[2].prefix)), r[0]))
-    for span in length_batches([len(r[0]) - len(r[2].prefix) for r in rows], batch_tokens, max_batch):
-        _score_rows(model, requests, rows[span], layers, width, results, device)
-    return True
+        return _PACKS_WORK[model]
+    except (KeyError, TypeError):
+        pass
+    indices = [i for rows in item.rows.values() for i in rows]
+    packed: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
+    try:
+        _score_pack(model, requests, [item], packed)
+    except TypeError:  # a forward without position_ids / attention_mask / logits_to_keep
+        works = False
+    else:
+        plain = loglikelihoods(model, [requests[i] for i in indices], max_length=max_length)
+        works = all(abs(packed[i][0] - p[0]) < AGREE for i, p in zip(indices, plain, strict=True))
+    with contextlib.suppress(TypeError):  # a model that is not weak-referenceable is checked at every call
+        _PACKS_WORK[model] = works
+    return works
 
 
-def _score_rows(
-    model: Any,
-    requests: list[Request],
-    chunk: list[tuple[tuple[int, ...], int, _Item]],
-    layers: list[tuple[torch.Tensor, torch.Tensor]],
-    width: int,
-    results: list[tuple[float, bool]],
-    device: torch.device,
-) -> None:
-    from transformers import DynamicCache
-
-    span = len(chunk[0][0]) - len(chunk[0][2].prefix)
-    ids = torch.zeros((len(chunk), span), dtype=torch.long)
-    positions = torch.zeros((len(chunk), span), dtype=torch.long)
-    mask = torch.zeros((len(chunk), width + span), dtype=torch.long)  # cache columns, then this pass's
-    spans = []
-    for row, (tokens, _, item) in enumerate(chunk):
-        shared, tail = len(item.prefix), tokens[len(item.prefix) :]
-        ids[row, : len(tail)] = torch.tensor(tail)
-        positions[row] = torch.arange(shared, shared + span)
-        mask[row, :shared] = 1
-        mask[row, width : width + len(tail)] = 1
-        need = max(len(requests[i].continuation) for i in item.rows[tokens])
-        spans.append((len(tail) - need, len(tail)))
-    first, last = min(s for s, _ in spans), max(e for _, e in spans)
-    select = torch.tensor([n for _, n, _ in chunk], device=device)
-    cache = DynamicCache(ddp_cache_data=[(k.index_select(0, select), v.index_select(0, select)) for k, v in layers])
-    keep = torch.arange(first, last, device=device)
+def _score_pack(model: Any, requests: list[Request], pack: list[_Item], results: list[tuple[float, bool]]) -> None:
+    """One forward pass over the pack's item trees; writes the results of every request they hold."""
+    ids: list[int] = []
+    positions: list[int] = []
+    blocks: list[tuple[int, int, slice]] = []  # tokens [start, end) see each other causally, and a prefix
+    reads: list[tuple[int, int, int]] = []  # (request index, first, end): pack positions predicting its continuation
+    for item in pack:
+        shared, prefix_start = len(item.prefix), len(ids)
+        ids += item.prefix
+        positions += range(shared)
+        prefix = slice(prefix_start, prefix_start + shared)
+        blocks.append((prefix_start, prefix_start + shared, slice(0, 0)))
+        for tokens, indices in item.rows.items():
+            start, tail = len(ids), tokens[shared:]
+            ids += tail
+            positions += range(shared, shared + len(tail))
+            blocks.append((start, start + len(tail), prefix))
+            for index in indices:  # input position m predicts token m + 1: the last len(cont) positions
+                reads.append((index, start + len(tail) - len(requests[index].continuation), start + len(tail)))
+    size = len(ids)
+    allowed = torch.zeros((size, size), dtype=torch.bool)
+    causal = torch.ones((size, size), dtype=torch.bool).tril()
+    for start, end, prefix in blocks:
+        allowed[start:end, start:end] = causal[: end - start, : end - start]
+        allowed[start:end, prefix] = True  # a branch sees its item's whole prefix
+    parameter = next(model.parameters())
+    mask = torch.zeros((size, size), dtype=parameter.dtype).masked_fill(~allowed, torch.finfo(parameter.dtype).min)
+    keep = sorted({p for _, first, end in reads for p in range(first, end)})
+    row_of = {p: k for k, p in enumerate(keep)}
     logits = model(
-        input_ids=ids.to(device),
-        position_ids=positions.to(device),
-        attention_mask=mask.to(device),
-        cache=cache,
-        use_cache=True,
-        logits_to_keep=keep,
-    ).logits
+        input_ids=torch.tensor([ids], device=parameter.device),
+        position_ids=torch.tensor([positions], device=parameter.device),
+        attention_mask=mask[None, None].to(parameter.device),
+        logits_to_keep=torch.tensor(keep, device=parameter.device),
+        use_cache=False,
+    ).logits[0]
     logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-    for row, (tokens, _, item) in enumerate(chunk):
-        end = len(tokens) - len(item.prefix) - first
-        for index in item.rows[tokens]:
-            results[index] = read_scores(logprobs[row], end, requests[index].continuation)
+    for index, first, end in reads:
+        rows = logprobs[[row_of[p] for p in range(first, end)]]
+        results[index] = read_scores(rows, len(rows), requests[index].continuation)
