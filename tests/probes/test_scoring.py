@@ -194,3 +194,30 @@ def test_shared_context_falls_back_to_the_plain_path(lm, wrapper) -> None:  # no
     for (score, greedy), (ref_score, ref_greedy) in zip([s for g in got for s in g], want, strict=True):
         assert score == pytest.approx(ref_score, abs=1e-4)
         assert greedy == ref_greedy
+
+
+def test_answers_that_begin_alike_share_their_first_tokens(lm) -> None:  # noqa: ANN001
+    """PIQA's two solutions often begin with the same words: the token tree holds them once, and every
+    continuation is still scored as the plain path scores it."""
+    model, tok = lm
+    context = "Question: What does the farmer do?\nAnswer:"
+    answers = (" The farmer finds the old house", " The farmer finds the blue sky", " A dog")
+    groups = [[encode_pair(tok, context, x) for x in answers]]
+    grouped_loglikelihoods(model, groups, max_length=128)  # the once-per-model check of the packed path
+    lengths = []
+    handle = model.register_forward_pre_hook(
+        lambda _, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    try:
+        shared = grouped_loglikelihoods(model, groups, max_length=128)
+    finally:
+        handle.remove()
+    inputs = {(r.context + r.continuation)[:-1] for r in groups[0]}
+    distinct = {t[:k] for t in inputs for k in range(1, len(t) + 1)}  # the trie's tokens
+    common = len(tok(context + " The farmer finds the")["input_ids"]) - len(tok(context)["input_ids"])
+    assert common >= 4  # the first two answers share their first words beyond the context
+    assert lengths == [len(distinct)]  # one pass over the trie, shared answer words once
+    for request, (score, greedy) in zip(groups[0], shared[0], strict=True):
+        ref_score, ref_greedy = naive(model, request)
+        assert score == pytest.approx(ref_score, abs=1e-4)
+        assert greedy == ref_greedy

@@ -1,14 +1,14 @@
 """Log-likelihoods of a multiple-choice item's continuations with the shared context computed once, unpadded.
 
 An item's requests (ARC: one question and four answers; Winogrande: two contexts that differ in one word and
-one continuation) mostly repeat the same leading tokens. `grouped_loglikelihoods` lays each item out as a small
-tree, its shared prefix once and then each distinct input's remaining tokens, and packs the trees of many items
-end to end into one sequence per forward pass, with an attention mask that lets a token see only its own
-prefix and the earlier tokens of its own branch, and position ids that restart per item and continue the
-prefix along each branch. The results are the plain path's (`scoring.loglikelihoods`) up to float summation
-order: same truncation, same positions, same continuation tokens read.
+one continuation; PIQA: two solutions that often begin with the same words) mostly repeat the same leading
+tokens. `grouped_loglikelihoods` lays each item out as a token tree (a trie of its inputs: every token that
+several inputs begin with, once) and packs the trees of many items end to end into one sequence per forward
+pass, with an attention mask that lets a token see only itself and the tokens it follows, and position ids
+that are each token's position in its inputs. The results are the plain path's (`scoring.loglikelihoods`) up
+to float summation order: same truncation, same positions, same continuation tokens read.
 
-Why packed rather than padded batches: on Winogrande a row after the shared prefix is about 6 tokens, so
+Why packed rather than padded batches: on Winogrande a row after the shared context is about 6 tokens, so
 padding to a batch's longest row wasted a quarter of the tokens, while many small passes each reread every
 weight (a fixed cost per pass). A pack has no padding and holds up to PACK_TOKENS tokens; its attention is
 computed over the whole pack, masked, so longer packs waste attention on pairs of different items (at 512
@@ -32,7 +32,7 @@ import torch
 
 from forgetless.probes.scoring import Request, check_request, loglikelihoods, model_input, read_scores
 
-MIN_SHARED = 2  # prefix tokens below which an item is scored by the plain path: nothing worth sharing
+MIN_SHARED = 2  # tokens the tree must save, or the item is scored by the plain path: nothing worth sharing
 PACK_TOKENS = 512  # tokens per packed pass, unless batch_tokens is smaller (see the module docstring)
 AGREE = 1e-3  # nats: the packed and plain paths on one item, checked once per model (float order: ~1e-5)
 _PACKS_WORK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> packed path checked to agree
@@ -40,13 +40,18 @@ _PACKS_WORK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model ->
 
 @dataclass
 class _Item:
-    prefix: tuple[int, ...]  # the tokens every input of the item starts with, run once
+    """An item's inputs as one token tree: tokens that several inputs begin with are stored once (the context,
+    and the first words of answers that begin alike), each token after the one it follows."""
+
+    tokens: list[int]
+    parents: list[int]  # the index in `tokens` of each token's predecessor, -1 for the first token
+    paths: dict[tuple[int, ...], list[int]]  # model input -> its tokens' indices in `tokens`
     rows: dict[tuple[int, ...], list[int]]  # model input -> indices of the flat requests that read it
 
     @property
     def size(self) -> int:
-        """Tokens the item's tree takes in a pack."""
-        return len(self.prefix) + sum(len(t) - len(self.prefix) for t in self.rows)
+        """Tokens the item takes in a pack."""
+        return len(self.tokens)
 
     @property
     def longest(self) -> int:
@@ -54,19 +59,29 @@ class _Item:
 
 
 def _split(requests: list[Request], indices: list[int], max_length: int) -> _Item | None:
-    """The item's shared prefix: the inputs' common leading tokens, stopping before the first position whose
-    logits any request needs (so every branch keeps at least one token). None when sharing gains nothing."""
+    """The item's token tree (a trie of its model inputs). None when it saves fewer than MIN_SHARED tokens."""
     rows: dict[tuple[int, ...], list[int]] = {}
     for index in indices:
         rows.setdefault(model_input(requests[index], max_length), []).append(index)
     if len(rows) < 2:
         return None
-    inputs = list(rows)
-    limit = min(len(t) - max(len(requests[i].continuation) for i in rows[t]) for t in inputs)
-    shared = 0
-    while shared < limit and all(t[shared] == inputs[0][shared] for t in inputs):
-        shared += 1
-    return _Item(inputs[0][:shared], rows) if shared >= MIN_SHARED else None
+    node_of: dict[tuple[int, int], int] = {}  # (predecessor, token) -> index in tokens
+    tokens: list[int] = []
+    parents: list[int] = []
+    paths: dict[tuple[int, ...], list[int]] = {}
+    for inputs in rows:
+        node, path = -1, []
+        for token in inputs:
+            if (node, token) not in node_of:
+                node_of[node, token] = len(tokens)
+                tokens.append(token)
+                parents.append(node)
+            node = node_of[node, token]
+            path.append(node)
+        paths[inputs] = path
+    if sum(map(len, rows)) - len(tokens) < MIN_SHARED:
+        return None
+    return _Item(tokens, parents, paths, rows)
 
 
 def _packs(items: list[_Item], pack_tokens: int) -> list[list[_Item]]:
@@ -166,30 +181,27 @@ def _score_pack(model: Any, requests: list[Request], pack: list[_Item], results:
     """One forward pass over the pack's item trees; writes the results of every request they hold."""
     ids: list[int] = []
     positions: list[int] = []
-    blocks: list[tuple[int, int, slice]] = []  # tokens [start, end) see each other causally, and a prefix
-    reads: list[tuple[int, int, int]] = []  # (request index, first, end): pack positions predicting its continuation
+    parents: list[int] = []  # each token's predecessor in the pack, -1 for an item's first token
+    reads: list[tuple[int, list[int]]] = []  # (request index, pack positions predicting its continuation)
     for item in pack:
-        shared, prefix_start = len(item.prefix), len(ids)
-        ids += item.prefix
-        positions += range(shared)
-        prefix = slice(prefix_start, prefix_start + shared)
-        blocks.append((prefix_start, prefix_start + shared, slice(0, 0)))
-        for tokens, indices in item.rows.items():
-            start, tail = len(ids), tokens[shared:]
-            ids += tail
-            positions += range(shared, shared + len(tail))
-            blocks.append((start, start + len(tail), prefix))
+        start = len(ids)
+        for token, parent in zip(item.tokens, item.parents, strict=True):
+            ids.append(token)
+            parents.append(-1 if parent < 0 else start + parent)
+            positions.append(0 if parent < 0 else positions[start + parent] + 1)  # its depth: the input's position
+        for inputs, indices in item.rows.items():
+            path = item.paths[inputs]
             for index in indices:  # input position m predicts token m + 1: the last len(cont) positions
-                reads.append((index, start + len(tail) - len(requests[index].continuation), start + len(tail)))
+                reads.append((index, [start + n for n in path[len(path) - len(requests[index].continuation) :]]))
     size = len(ids)
     allowed = torch.zeros((size, size), dtype=torch.bool)
-    causal = torch.ones((size, size), dtype=torch.bool).tril()
-    for start, end, prefix in blocks:
-        allowed[start:end, start:end] = causal[: end - start, : end - start]
-        allowed[start:end, prefix] = True  # a branch sees its item's whole prefix
+    for position, parent in enumerate(parents):  # a token sees itself and what it follows, back to its item's start
+        if parent >= 0:
+            allowed[position] = allowed[parent]
+        allowed[position, position] = True
     parameter = next(model.parameters())
     mask = torch.zeros((size, size), dtype=parameter.dtype).masked_fill(~allowed, torch.finfo(parameter.dtype).min)
-    keep = sorted({p for _, first, end in reads for p in range(first, end)})
+    keep = sorted({p for _, read in reads for p in read})
     row_of = {p: k for k, p in enumerate(keep)}
     logits = model(
         input_ids=torch.tensor([ids], device=parameter.device),
@@ -199,6 +211,6 @@ def _score_pack(model: Any, requests: list[Request], pack: list[_Item], results:
         use_cache=False,
     ).logits[0]
     logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-    for index, first, end in reads:
-        rows = logprobs[[row_of[p] for p in range(first, end)]]
+    for index, read in reads:
+        rows = logprobs[[row_of[p] for p in read]]
         results[index] = read_scores(rows, len(rows), requests[index].continuation)
