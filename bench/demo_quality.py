@@ -75,7 +75,9 @@ def tabulate(folders: dict[int, Path]) -> dict:
     for row in methods.values():
         gains = [s["target_ppl_change"] for s in row["seeds"].values()]
         row["target_ppl_change_mean"] = statistics.fmean(gains)
-        row["within_budget"] = sum(s["status"] != "over" for s in row["seeds"].values())
+        # Shown within only: an inconclusive seed is not within (it counts in `inconclusive`).
+        row["within_budget"] = sum(s["status"] == "within" for s in row["seeds"].values())
+        row["inconclusive"] = sum(s["status"] in ("inconclusive", "noise") for s in row["seeds"].values())
     totals = {seed: json.loads((f / "demo.json").read_text())["seconds"] for seed, f in folders.items()}
     return {"probes": probes, "methods": methods, "seconds": totals}
 
@@ -97,7 +99,7 @@ def markdown(table: dict, seeds: list[int]) -> str:
     legend = (
         f"Each cell: seed {' / seed '.join(map(str, seeds))}. Perplexities in % change, accuracies in points; "
         "forgot/better: the 95% paired interval excludes zero. Budget used: the worst budgeted probe's change as a "
-        "share of its limit; status: within, noise (past the limit, not beyond noise) or over."
+        "share of its limit; status: within (every budgeted probe shown within), inconclusive (neither) or over."
     )
     return "\n".join(lines) + "\n\n" + legend + "\n"
 

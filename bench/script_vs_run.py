@@ -54,6 +54,7 @@ from typing import Any
 import yaml
 from transformers import TrainerCallback
 
+from forgetless.evaluation.results import guard_status, point_status
 from forgetless.train.trainer_lookup import find_trainer, move_to_front
 
 HERE = Path(__file__).resolve().parent
@@ -158,7 +159,7 @@ def step_stats(seconds: list[float]) -> dict[str, Any]:
 
 
 def checks(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each check: step, each probe's primary value (the target as `target`), each budget status, within."""
+    """Each check: step, each probe's primary value (the target as `target`), each budget status, the check's."""
     rows = []
     for p in json.loads(json.dumps(points)):  # as watch.json holds them: (metric, value) pairs become lists
         values = {("target" if k == f"stage_{STAGE}" else k): v[1] for k, v in p["values"].items()}
@@ -167,7 +168,7 @@ def checks(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "step": p["step"],
                 "values": values,
                 "status": {c["probe"]: c["status"] for c in p["checks"]},
-                "within": p["within"],
+                "budget_status": point_status(p),  # within / inconclusive / over (older files: from the checks)
                 "target_change": p.get("target_change"),
                 "seconds": round(p.get("seconds", 0.0), 2),
             }
@@ -184,7 +185,8 @@ def decision(stopped: dict[str, Any] | None) -> dict[str, Any] | None:
 def compare_checks(mine: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> dict[str, Any]:
     same_steps = [c["step"] for c in mine] == [c["step"] for c in theirs]
     same_status = same_steps and all(
-        a["status"] == b["status"] and a["within"] == b["within"] for a, b in zip(mine, theirs, strict=True)
+        a["status"] == b["status"] and a["budget_status"] == b["budget_status"]
+        for a, b in zip(mine, theirs, strict=True)
     )
     rel = 0.0
     for a, b in zip(mine, theirs, strict=False):
@@ -254,7 +256,7 @@ def part_run(folder: Path, config: Path) -> dict[str, Any]:
         "loss_curve": training["loss_curve"],
         "watch_seconds": round(watch["watch_seconds"], 1),
         "train_seconds": round(watch["train_seconds"], 1),
-        "final_within_budget": results["guard"]["within_budget"],
+        "final_status": guard_status(results["guard"]),
     }
 
 
@@ -406,8 +408,8 @@ def part_sft(folder: Path, inputs: dict[str, Any], run: dict[str, Any], args: ar
     ratio = None
     if plain["median_step_s"] and guarded["median_step_s"]:
         ratio = round(guarded["median_step_s"] / plain["median_step_s"], 3)
-    verdicts = [(c["step"], c["within"], c["status"]) for c in guarded["checks"]]
-    run_verdicts = [(c["step"], c["within"], c["status"]) for c in run["checks"]]
+    verdicts = [(c["step"], c["budget_status"], c["status"]) for c in guarded["checks"]]
+    run_verdicts = [(c["step"], c["budget_status"], c["status"]) for c in run["checks"]]
     return {
         "part": "c: TRL SFTTrainer",
         "plain": plain,

@@ -13,6 +13,9 @@ import torch
 # Tests never reach a hub: fail at once instead of retrying a network that is not there.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Bootstraps draw from a seed that differs between runs (metrics.resampling); tests fix it so a verdict
+# near its level cannot flip from one test run to the next. test_bootstrap_t checks that runs differ.
+os.environ.setdefault("FORGETLESS_SEED", "20261208")
 
 SUBJECTS = ["the cat", "a dog", "my friend", "the teacher", "a bird", "the farmer", "our team", "the river"]
 VERBS = ["sees", "likes", "carries", "paints", "follows", "finds", "builds", "watches"]

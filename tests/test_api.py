@@ -81,7 +81,7 @@ def test_audit_by_path_and_in_memory_gives_the_cli_numbers(
         str(tiny_model), tuned, suite=tiny_suite, target=text_data, tokenizer=tokenizer, cache=False
     )
 
-    assert "guard" not in written and by_path.budget is None and by_path.within_budget is None
+    assert "guard" not in written and by_path.budget is None and by_path.status is None
     for result in (by_path, mixed):
         data = result.to_json()
         assert json.dumps(data["comparisons"]) == json.dumps(written["comparisons"])
@@ -104,17 +104,21 @@ def test_audit_with_a_budget_says_over_within_or_inconclusive_per_probe(
 
     # 7 canary prompts cannot show a loss inside 10 points: inconclusive, as is mc's 4.2 against 1 point.
     assert result.budget_status() == {"docs_ppl": "over", "mc": "inconclusive", "canaries": "inconclusive"}
-    assert result.within_budget is False
+    assert result.status == "over" and result.within_budget is False
     mc = next(c for c in result.checks if c.probe == "mc")
     assert (mc.metric, mc.unit, mc.limit, round(mc.change, 1)) == ("acc", "points", 1.0, 4.2)
     assert result.to_json()["guard"] == written["guard"]
-    assert written["guard"]["budget"] == BUDGET and written["guard"]["within_budget"] is False
-    assert all(c.level == pytest.approx(1 - 2 * 0.05 / 3) for c in result.checks)  # 5% over 3 checks
+    assert written["guard"]["budget"] == BUDGET and written["guard"]["status"] == "over"
+    assert "within_budget" not in written["guard"]
+    # over: 5% split over 3 checks; within: 5% for each (an intersection-union test, guard.procedure).
+    assert all(c.over_level == pytest.approx(0.05 / 3) and c.within_level == pytest.approx(0.05) for c in result.checks)
+    assert all(c.level == pytest.approx(1 - 0.05 / 3 - 0.05) for c in result.checks)
     markdown = (out / "audit.md").read_text()
-    assert "OVER budget `docs_ppl:5%,mc:1pt,canaries:10pt`: docs_ppl. False-alarm rate 0.05" in markdown
+    assert "Status: **over**. OVER budget `docs_ppl:5%,mc:1pt,canaries:10pt`: docs_ppl." in markdown
+    assert "Budget verdicts: over: at most 5% false alarms per run" in markdown  # guard.procedure.describe
     assert (
-        f"- mc: acc drop +4.2 points [{mc.low:+.1f}, {mc.high:+.1f}] at 96.67% (limit 1 points, inconclusive"
-        in markdown
+        f"- mc: acc drop +4.2 points [{mc.low:+.1f}, {mc.high:+.1f}] at {100 * mc.level:.4g}% (limit 1 points, "
+        "inconclusive" in markdown
     )
     assert result.budget_verdict.startswith("OVER budget docs_ppl:5%,mc:1pt,canaries:10pt")
 

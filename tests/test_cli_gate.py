@@ -25,12 +25,15 @@ def test_over_budget_exits_3_and_inconclusive_passes_unless_asked(tiny_model, ti
     assert over.exit_code == OVER_BUDGET == 3, over.output
     assert "exit 3 (fail: over budget)" in over.output
     written = json.loads((tmp_path / "over" / "audit.json").read_text())  # the files are there for the CI's artifacts
-    assert written["guard"]["within_budget"] is False
+    assert written["guard"]["status"] == "over"
 
     # mc drops 4.2 points on 24 items: past 1 point but inside the noise, so inconclusive, not over.
     unclear = audit(tiny_model, tiny_tuned, tiny_suite, tmp_path / "mc", "--budget", "mc:1pt")
     assert unclear.exit_code == OK, unclear.output
-    assert "not over budget mc:1pt beyond doubt" in " ".join(unclear.output.split())
+    said = " ".join(unclear.output.split())
+    assert "not over budget mc:1pt beyond doubt" in said and "exit 0 (pass: inconclusive, not over budget" in said
+    assert "within budget mc" not in said
+    assert json.loads((tmp_path / "mc" / "audit.json").read_text())["guard"]["status"] == "inconclusive"
     strict = audit(
         tiny_model, tiny_tuned, tiny_suite, tmp_path / "mc", "--budget", "mc:1pt", "--fail-on", "inconclusive"
     )
@@ -46,7 +49,7 @@ def test_within_budget_exits_0_even_when_inconclusive_fails(tiny_model, tiny_sui
     assert result.exit_code == OK, result.output
     checks = json.loads((tmp_path / "same" / "audit.json").read_text())["guard"]["final"]
     assert [(c["probe"], c["status"]) for c in checks] == [("docs_ppl", "within")]
-    assert "exit 0 (pass)" in result.output
+    assert "exit 0 (pass: within budget)" in result.output
 
 
 @pytest.mark.parametrize(
@@ -66,5 +69,9 @@ def test_bad_input_keeps_exit_2(flags, message, tiny_suite, tmp_path) -> None:  
 
 def test_help_documents_the_exit_codes() -> None:
     text = " ".join(runner.invoke(app, ["audit", "--help"]).output.split())
-    for code in ("0 no probe over budget", "2 bad input", "3 a probe over budget beyond noise", "4 with --fail-on"):
+    for code in ("0 within budget, or inconclusive without --fail-on", "2 bad input", "3 over budget beyond noise"):
         assert code in text, code
+    assert "4 with --fail-on inconclusive" in text
+    for command in ("run", "repair"):  # the same codes, from the returned model's status
+        text = " ".join(runner.invoke(app, [command, "--help"]).output.split())
+        assert "3 over budget beyond noise" in text and "--fail-on" in text, command

@@ -141,7 +141,9 @@ def test_real_runs_on_one_frontier(old_base, mc_data, tmp_path) -> None:  # noqa
             methods=[{"name": "l2sp", "alpha": alpha}],
             training=training,
         )
-        assert runner.invoke(app, ["run", str(config)], catch_exceptions=False).exit_code == 0
+        code = runner.invoke(app, ["run", str(config)], catch_exceptions=False).exit_code
+        status = json.loads((config.parent / "run" / "results.json").read_text())["guard"]["status"]
+        assert code == (3 if status == "over" else 0)  # the final model's status (cli/exit_codes.py)
         folders.append(str(config.parent / "run"))
     result = runner.invoke(app, ["compare", *folders, "--out", str(tmp_path / "cmp")], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -31,7 +31,7 @@ def test_misspelled_keys_get_the_closest_field(tiny_model: Path, tiny_suite: Pat
         "methods.0.ratoi: Extra inputs are not permitted (got 0.3); did you mean 'ratio'?",
         "stages.0.data.helt_out: Extra inputs are not permitted (got 4); did you mean 'held_out'?",
         "guard.zzz: Extra inputs are not permitted (got 1); known keys: auto_values, budget, every, false_alarm, kl, "
-        "overhead, policy, probes, sequential, watch",
+        "overhead, policy, probes, rollback_to, sequential, watch",
     ]:
         assert expected in text, expected
 

@@ -42,7 +42,7 @@ def test_the_trl_example_runs_as_written(yours: dict, tmp_path: Path, capsys: py
     exec(compile(examples("Use it in your own script")[0], "README.md (TRL example)", "exec"), dict(yours))
     audit = json.loads((tmp_path / "out" / "sft" / "audit" / "audit.json").read_text())
     assert {c["probe"] for c in audit["comparisons"]} == {"lambada_ppl", "arc_easy_val100", "triviaqa_val64"}
-    assert audit["guard"]["budget"] == "lambada_ppl:10%,5pt"
+    assert audit["guard"]["budget"] == "lambada_ppl:10%,10pt"
     assert (tmp_path / "out" / "sft" / "audit" / "report.html").is_file()
     assert "budget" in capsys.readouterr().out
     assert any((tmp_path / "out" / "sft" / "forgetless-guard").iterdir())  # the guard kept its history

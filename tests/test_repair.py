@@ -106,8 +106,10 @@ def test_repair_meets_the_budget_and_one_step_more_does_not(tiny_model, tiny_tun
         steps=steps,
         device="cpu",
         target=target_probe(str(text_data)),
+        accept="not_over",  # the rule this test measures: the largest alpha no probe is shown over at
     )
     alpha, over = result["chosen_alpha"], result["next_over_alpha"]
+    assert result["accept"] == "not_over" and result["next_alpha"] == over
     assert 0 < alpha < 1 and over == alpha + 1 / 2**steps
     assert len(result["curve"]) == steps + 2
     # Scored again from scratch at the level of each look (5% over alpha 1 and 3 midpoints): the
@@ -120,7 +122,10 @@ def test_repair_meets_the_budget_and_one_step_more_does_not(tiny_model, tiny_tun
     changes = {p["alpha"]: p["target_change"] for p in result["curve"]}
     assert changes[0.0] == 0 and changes[1.0] == pytest.approx(full / 100)  # the target is docs_ppl's text
     assert all(p["target_gain"] == -p["target_change"] for p in result["curve"])
-    assert f"alpha {alpha:g} keeps every probe out of `over` for budget" in result["summary"]
+    assert f"alpha {alpha:g} is the largest alpha not shown over budget" in result["summary"]
+    chosen = next(p for p in result["curve"] if p["alpha"] == alpha)
+    assert result["status"] == chosen["status"] in ("within", "inconclusive")  # never over
+    assert ("not shown within budget either" in result["summary"]) == (result["status"] == "inconclusive")
     # The written model reloads and is exactly the interpolation.
     repaired = load_model(str(tmp_path / "out" / "model"), device="cpu")
     expected = dict(lerped(base, tuned, alpha).named_parameters())
@@ -132,10 +137,17 @@ def test_repair_meets_the_budget_and_one_step_more_does_not(tiny_model, tiny_tun
     assert {c["probe"] for c in saved["curve"][1]["checks"]} == {"docs_ppl"}
     markdown = (tmp_path / "out" / "repair.md").read_text()
     assert f"| {alpha:g} (chosen) |" in markdown and "docs_ppl (limit" in markdown
+    assert "Chosen by the largest alpha not shown over budget (accept: not-over" in markdown
     # A second run scores nothing again: every alpha's results come from the cache.
-    again = repair(str(tiny_model), str(tiny_tuned), suite, budget, out=tmp_path / "again", steps=steps, device="cpu")
-    assert again["chosen_alpha"] == alpha
-    assert all(p["cached"] for p in again["audit"]["tuned"]["probes"] + again["audit"]["base"]["probes"])
+    again = repair(
+        str(tiny_model), str(tiny_tuned), suite, budget, out=tmp_path / "again", steps=steps, device="cpu"
+    )  # accept within (the default): the largest alpha shown within, never above the not-over one
+    assert again["accept"] == "within" and again["chosen_alpha"] <= alpha
+    assert again["status"] == "within" and all(
+        p["status"] != "within" for p in again["curve"] if p["alpha"] > again["chosen_alpha"]
+    )
+    assert all(p["cached"] for p in again["audit"]["base"]["probes"])
+    assert again["audit"]["tuned"]["probes"][0]["cached"] == (again["chosen_alpha"] in changes)
 
 
 def test_loose_budget_keeps_the_fine_tune(tiny_model, tiny_tuned, suite, tmp_path) -> None:  # noqa: ANN001
@@ -182,6 +194,7 @@ def test_lora_adapter_is_repaired_by_scaling_b(tiny_model, suite, tmp_path) -> N
         out=tmp_path / "out",
         steps=2,
         device="cpu",
+        accept="not_over",  # the limit sits just above alpha 0.5's rise: not over there, not shown within
     )
     alpha = result["chosen_alpha"]
     assert 0.5 <= alpha < 1 and result["tuned"]["source"] == "adapter"

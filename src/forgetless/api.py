@@ -16,8 +16,8 @@ from forgetless.errors import ConfigError, ForgetlessError
 from forgetless.evaluation.audit import build_audit
 from forgetless.evaluation.evaluate import evaluate as evaluate_suite
 from forgetless.evaluation.evaluate import target_probe
-from forgetless.evaluation.results import Audit, EvalResult
-from forgetless.guard.budget import Budget, over_budget, probe_metrics
+from forgetless.evaluation.results import Audit, EvalResult, budget_status
+from forgetless.guard.budget import Budget, probe_metrics
 from forgetless.models import LoadedModel, from_memory, load_model
 from forgetless.probes import Comparison, Probe, ScoreOptions
 from forgetless.suites import Suite, load_suite
@@ -88,8 +88,9 @@ def audit(
     Each probe gets before, after, the paired delta with its 95% interval, a p-value and a verdict
     (forgot / kept / improved). With a budget, each budgeted probe is also `over` it (the interval of its
     loss wholly past the limit), `within` it (wholly inside) or `inconclusive`, judged so that the chance
-    of calling any probe over when none is stays under `false_alarm`; `within_budget` says whether none
-    is over.
+    of calling any probe over when none is stays under `false_alarm`; `status` is the audit's verdict:
+    "over" when any probe is over, "within" only when every budgeted probe is shown within, else
+    "inconclusive" (never within).
 
     Args:
         base: the model before fine-tuning (a path or name, or a model in memory; see `evaluate`).
@@ -130,7 +131,7 @@ def audit(
             "budget": str(limits),
             "false_alarm": false_alarm,
             "final": [c.to_dict() for c in checks],
-            "within_budget": not over_budget(checks),
+            "status": budget_status(checks),  # within only when every check is shown within
         }
     return Audit.from_json(document)
 

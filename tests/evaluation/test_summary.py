@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from forgetless.evaluation.audit import summarize
+from forgetless.evaluation.audit import holm, summarize
 from forgetless.probes import Comparison
 
 
@@ -47,3 +47,20 @@ def test_a_generation_measure_that_forgot_counts_as_forgetting() -> None:
     )
     kept = summarize([comparisons[0], comparisons[3]])  # the same probe without the leak: kept
     assert kept["verdicts"]["gen"] == "kept" and kept["headline"].startswith("2 of 2 general probes kept")
+
+
+def test_forgetting_is_claimed_at_a_family_wise_rate_over_the_general_probes() -> None:
+    """Five probes each 'forgot' at 95% alone (p 0.03) are not five forgotten probes: Holm at 5% over five
+    needs p <= 0.01 for the first. A probe at p 0.001 is forgotten whatever the others do."""
+
+    def tested(probe: str, p: float, verdict: str) -> Comparison:
+        return Comparison(probe, "general", "acc", True, 0.6, 0.55, -0.05, None, -0.09, -0.01, p, 200, verdict)
+
+    five = [tested(f"p{i}", 0.03, "forgot") for i in range(5)]
+    summary = summarize(five)
+    assert summary["by_verdict"]["forgot"] == [] and summary["headline"].startswith("5 of 5 general probes kept")
+    summary = summarize([*five, tested("big", 0.001, "forgot")])
+    assert summary["by_verdict"]["forgot"] == ["big"]
+    assert holm({"a": 0.001, "b": 0.03, "c": 0.04}) == {"a"}  # 0.001 <= 0.05 / 3, then 0.03 > 0.05 / 2: stop
+    target = Comparison("t", "target", "perplexity", False, 20, 10, -10, -0.5, -12, -8, 0.04, 50, "improved")
+    assert summarize([target, *five])["verdicts"]["t"] == "improved"  # a target keeps its own verdict

@@ -31,21 +31,20 @@ def test_auto_picks_the_most_gain_within_budget(old_base, mc_data, tmp_path) -> 
     trials = report["trials"]
     assert [t["steps"] for t in trials] == [2, 2, 2, 2, 4, 4, 8]  # 4 candidates -> 2 -> 1
     assert {t["value"] for t in trials[:4]} == {0.1, 1, 10, 100}
-    for rung in (0, 1):  # each rung keeps the better half: within budget first, then the most target gain
-        ranked = sorted(
-            (t for t in trials if t["rung"] == rung), key=lambda t: (not t["within_budget"], t["target_change"])
-        )
+    rank = {"within": 0, "inconclusive": 1, "over": 2}
+    for rung in (0, 1):  # each rung keeps the better half: shown within first, then inconclusive, then most gain
+        ranked = sorted((t for t in trials if t["rung"] == rung), key=lambda t: (rank[t["status"]], t["target_change"]))
         kept = {t["value"] for t in trials if t["rung"] == rung + 1}
         assert kept == {t["value"] for t in ranked[: len(kept)]}
     chosen = report["chosen"]
-    assert chosen["value"] == trials[-1]["value"] and chosen["within_budget"] == trials[-1]["within_budget"]
+    assert chosen["value"] == trials[-1]["value"] and chosen["status"] == trials[-1]["status"]
     assert (tmp_path / "run" / "auto.md").read_text().count("\n| ") == 8  # header + 7 trials
     # Strong anchoring keeps more: the strongest alpha forgets less than the weakest on the first rung.
     first = {t["value"]: t for t in trials if t["rung"] == 0}
     change = {v: next(c for c in t["checks"] if c["probe"] == "old_ppl")["change"] for v, t in first.items()}
     assert change[100] < change[0.1]
     # The setup splits the candidates: the weak ones break the budget, the winner meets it.
-    assert not first[0.1]["within_budget"] and chosen["within_budget"]
+    assert first[0.1]["status"] == "over" and chosen["status"] != "over"
 
 
 def test_auto_needs_a_budget_and_a_strength(old_base, mc_data, tmp_path) -> None:  # noqa: ANN001

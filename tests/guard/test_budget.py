@@ -7,6 +7,7 @@ import pytest
 from forgetless.errors import ForgetlessError
 from forgetless.guard.budget import Budget, Limit, over_budget, parse_limit
 from forgetless.metrics import PairedMeanTest, paired_accuracy_delta, paired_perplexity_delta
+from forgetless.metrics.paired_tests import PairedBinaryTest
 from forgetless.probes import Comparison, ProbeResult
 
 
@@ -93,8 +94,9 @@ def test_check_over_within_and_inconclusive() -> None:
         "wiki": (0.0, "within"),
     }
     assert [c.probe for c in over_budget(checks)] == ["piqa", "lambada"]
-    # Five checks share the 5% rate: each one-sided at 1%, its interval two-sided at 98%.
-    assert all(c.level == pytest.approx(0.98) for c in checks)
+    # Five checks share the 5% over-rate (each over at 1%); within is an intersection-union test, each at 5%.
+    assert all((c.over_level, c.within_level) == pytest.approx((0.01, 0.05)) for c in checks)
+    assert all(c.level == pytest.approx(1 - 0.01 - 0.05) for c in checks)
     piqa, hella = checks[2], checks[1]
     assert piqa.low > 2 and piqa.p_over < 0.01
     assert hella.low < 2 < hella.high and hella.items_to_decide > 100
@@ -136,23 +138,54 @@ def test_a_loss_equal_to_the_limit_is_not_over() -> None:
     assert check.status == "inconclusive" and check.items_to_decide is None
 
 
-def test_the_rate_is_split_over_the_probes() -> None:
+def test_the_over_rate_is_split_over_the_probes_and_within_is_not() -> None:
     comparisons = [measured(f"p{i}", 3, 3, 300) for i in range(4)]
     checks = Budget.parse("2pt").check(comparisons, 0.02)
-    assert [c.level for c in checks] == [pytest.approx(1 - 2 * 0.02 / 4)] * 4
+    assert [(c.over_level, c.within_level) for c in checks] == [pytest.approx((0.02 / 4, 0.02))] * 4
+    checks = Budget.parse("2pt").check(comparisons, 0.02, within=0.05)
+    assert [c.within_level for c in checks] == [pytest.approx(0.05)] * 4
     with pytest.raises(ValueError, match="alpha must be strictly between 0 and 1"):
         Budget.parse("2pt").check(comparisons, 0.0)
 
 
 def test_documents_without_a_saved_test_are_judged_on_their_interval() -> None:
+    # At 15% over three checks each over-share is 5%: a 95% interval's one-sided 97.5% ends can decide it.
     checks = Budget.parse("2pt").check(
         [
             comparison("arc", "acc", 0.60, 0.59, -0.015, -0.005),  # loss [0.5, 1.5]: within
             comparison("hella", "acc", 0.60, 0.56, -0.09, 0.01),  # loss [-1, 9]: inconclusive
             comparison("piqa", "acc", 0.60, 0.50, -0.14, -0.06),  # loss [6, 14]: over
-        ]
+        ],
+        0.15,
     )
     assert [(c.status, c.level) for c in checks] == [("within", 0.95), ("inconclusive", 0.95), ("over", 0.95)]
+    # A 95% interval's ends are one-sided 97.5% bounds: a question asked at a smaller level stays open.
+    strict = Budget.parse("2pt").check([comparison("piqa", "acc", 0.60, 0.50, -0.14, -0.06)], 0.01)
+    assert [c.status for c in strict] == ["inconclusive"]
+    assert [c.status for c in Budget.parse("2pt").check([comparison("a", "acc", 0.6, 0.59, -0.015, -0.005)], 0.01)] == [
+        "inconclusive"
+    ]
+
+
+def test_pooled_accuracy_is_one_test_over_every_accuracy_probes_items() -> None:
+    """`pooled:2pt` sums the items lost, gained and scored of the general accuracy probes: 3 probes of 300
+    items that each churn 30 items both ways make one test on 900 items, which shows within 2 points
+    where each probe alone cannot."""
+    comparisons = [measured(f"p{i}", 15, 15, 300) for i in range(3)]
+    alone = Budget.parse("2pt").check(comparisons, 0.05)
+    assert [c.status for c in alone] == ["inconclusive"] * 3
+    (pooled,) = Budget.parse("pooled:2pt").check(comparisons, 0.05)
+    assert (pooled.probe, pooled.metric, pooled.status, pooled.change) == ("pooled", "acc", "within", 0.0)
+    test = PairedBinaryTest(lost=45, gained=45, n=900)  # the same statistic on the summed counts
+    assert pooled.high == pytest.approx(-100 * test.interval(1 - 2 * 0.05)[0])
+    both = Budget.parse("2pt,pooled:2pt").check(comparisons, 0.05)
+    assert [c.probe for c in both] == ["p0", "p1", "p2", "pooled"]
+    assert both[0].over_level == pytest.approx(0.05 / 4)  # the pooled limit is one more check
+    assert Budget.parse("pooled:5%").problems({"arc": "acc"}) == [
+        "budget 'pooled:5%': the pooled measure is an accuracy; bound it in pt ('pooled:2pt')"
+    ]
+    assert Budget.parse("pooled:2pt").problems({"arc": "acc"}) == []
+    assert "no watched general probe" in Budget.parse("pooled:2pt").problems({"wiki": "perplexity"})[0]
 
 
 def test_nats_bound_the_gold_answer_log_probability() -> None:

@@ -158,6 +158,6 @@ def test_forget_guard_takes_a_kl_signal_for_a_kl_limit(tiny_suite) -> None:  # n
     from forgetless.guard.forget_guard import ForgetGuard
 
     with pytest.raises(ConfigError, match=r"budget 'kl:0.05' bounds the KL signal: pass kl=KLSignal"):
-        ForgetGuard(suite=str(tiny_suite), budget="kl:0.05", policy="stop_early")
-    guard = ForgetGuard(suite=str(tiny_suite), budget="kl:0.05", policy="stop_early", kl=KLSignal(TEXTS))
-    assert guard.kl is not None and guard.policy == "stop_early"
+        ForgetGuard(suite=str(tiny_suite), budget="kl:0.05", policy="rollback")
+    guard = ForgetGuard(suite=str(tiny_suite), budget="kl:0.05", policy="rollback", kl=KLSignal(TEXTS))
+    assert guard.kl is not None and guard.policy == "rollback"

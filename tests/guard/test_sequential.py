@@ -14,7 +14,7 @@ from forgetless.cache import ResultCache
 from forgetless.evaluation.audit import compare_evals
 from forgetless.evaluation.evaluate import evaluate, score_probe
 from forgetless.guard.budget import Budget
-from forgetless.guard.sequential import PARTS, SequentialScorer
+from forgetless.guard.sequential import PART_WITHIN, PARTS, SequentialScorer
 from forgetless.metrics import paired_accuracy_delta
 from forgetless.models import load_model
 from forgetless.probes import Comparison, ProbeResult, ScoreOptions, take_items
@@ -41,7 +41,7 @@ def scorer_on(tiny_model: Path, tiny_tuned: Path, tiny_suite: Path) -> tuple[Any
 
 def test_a_clear_within_stops_at_the_first_part(tiny_model, tiny_tuned, tiny_suite) -> None:  # noqa: ANN001
     scorer, score, _, scored = scorer_on(tiny_model, tiny_tuned, tiny_suite)
-    result = scorer.check(score, Budget.parse("docs_ppl:500%"), alpha=0.05)
+    result = scorer.check(score, Budget.parse("docs_ppl:5000%"), alpha=0.05)
     assert result.looks == 1 and result.share == PARTS[0]
     assert [c.status for c in result.checks] == ["within"]
     assert scored == {"docs_ppl": math.ceil(PARTS[0] * 16), "mc": math.ceil(PARTS[0] * 24)}  # a quarter of the work
@@ -56,7 +56,8 @@ def test_an_open_verdict_costs_one_full_check_and_equals_it(tiny_model, tiny_tun
     assert scored == {"docs_ppl": 16, "mc": 24}  # every item once: the parts add up to one full check
     # The merged parts are the full check: same estimates, intervals and verdicts (item order aside).
     full = evaluate(tuned, load_suite_without_canaries(probes))
-    whole = budget.check(compare_evals(probes, baseline, full), 0.05)
+    # Within is split over the check's looks (a tenth to each part, the rest to the full set); over at the full set's.
+    whole = budget.check(compare_evals(probes, baseline, full), 0.05, 0.05 * (1 - PART_WITHIN * len(PARTS)))
     for part, one in zip(result.checks, whole, strict=True):
         assert (part.probe, part.status) == (one.probe, one.status)
         assert part.change == pytest.approx(one.change, rel=1e-9)
@@ -131,9 +132,10 @@ def simulate(drop_points: float, limit: str, runs: int, n: int = 200, seed: int 
 
 def test_a_loss_at_its_limit_is_rarely_let_through_early() -> None:
     # Truth exactly at the 10-point limit. Stopping early with "within" is the one miss a part can add; the
-    # parts' levels sum to the check's (0.05). Measured, seeds 0-2: 0.018-0.038. Bound: 0.05 + 2 Monte Carlo
-    # standard errors at 400 runs (0.072). `simulate` also asserts, run by run, that a sequential "over"
-    # implies the full check's "over" (stopping early never adds an alarm, so the run's rate is unchanged).
+    # parts' levels (a tenth of the check's 0.05 each) sum to 0.01. Measured, seeds 0-2: 0.0025-0.0075.
+    # Bound: 0.05 + 2 Monte Carlo standard errors at 400 runs (0.072). `simulate` also asserts, run by run,
+    # that a sequential "over" implies the full check's "over" (stopping early never adds an alarm, so the
+    # run's rate is unchanged).
     runs = 400
     rates = simulate(drop_points=10.0, limit="10pt", runs=runs)
     assert rates["early_within"] <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / runs), rates
@@ -142,8 +144,8 @@ def test_a_loss_at_its_limit_is_rarely_let_through_early() -> None:
 
 def test_no_change_against_its_limit_is_settled_on_part_of_the_items() -> None:
     # No expected change (4% of answers flip, half each way) against a 10-point limit at n = 200. Measured,
-    # seeds 0-2: 0.97-1.0 of the checks stopped before the full set, scoring 0.345-0.36 of the items on
-    # average; the assertions leave room (>= 0.85, <= 0.5).
+    # seeds 0-2 (each part at a tenth of the check's within level): 0.80-0.84 of the checks stopped before the
+    # full set, scoring 0.50-0.54 of the items on average; the assertions leave room (>= 0.7, <= 0.65).
     rates = simulate(drop_points=0.0, limit="10pt", runs=100, n=200)
-    assert rates["early_within"] >= 0.85, rates
-    assert rates["share"] <= 0.5, rates
+    assert rates["early_within"] >= 0.7, rates
+    assert rates["share"] <= 0.65, rates

@@ -44,7 +44,11 @@ def test_checks_are_logged_through_trainer(tiny_model, tiny_suite, tmp_path) -> 
     watch, recorder = watched_finetune(tiny_model, tiny_suite, tmp_path, every=2)
     logged = [entry for entry in recorder.logs if "watch/docs_ppl/perplexity" in entry]
     assert [e["step"] for e in logged] == [2, 4, 6]
-    assert {"watch/mc/acc", "watch/within_budget", "watch/seconds"} <= set(logged[0])
+    assert {"watch/mc/acc", "watch/budget_status", "watch/seconds"} <= set(logged[0])
+    statuses = {p["step"]: p["status"] for p in watch.report()["points"]}
+    assert [e["watch/budget_status"] for e in logged] == [
+        {"within": 1.0, "inconclusive": 0.0, "over": -1.0}[statuses[e["step"]]] for e in logged
+    ]
     assert [e["step"] for e in recorder.logs if "loss" in e] == list(range(1, 7))  # Trainer's own lines stay
     report = watch.report()
     assert [p["step"] for p in report["points"]] == [0, 2, 4, 6]

@@ -22,8 +22,9 @@ runner = CliRunner()
 def forgetless_run(folder: Path, old_base: Path, mc_data: Path, guard: dict, **changes) -> dict:  # noqa: ANN003
     config = write_guarded(folder, old_base, mc_data, guard, **changes)
     result = runner.invoke(app, ["run", str(config)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads((folder / "run" / "results.json").read_text())
+    results = json.loads((folder / "run" / "results.json").read_text())
+    assert result.exit_code == (3 if results["guard"]["status"] == "over" else 0), result.output  # cli/exit_codes.py
+    return results
 
 
 def values(points: list[dict]) -> list[tuple[int, dict]]:
@@ -57,7 +58,7 @@ def test_plain_trainer_decides_as_forgetless_run(policy, old_base, mc_data, tmp_
         c["status"] for p in run_watch["points"] for c in p["checks"]
     ]
     # Logged through Trainer.log, so report_to integrations see every check.
-    logged = [log for log in recorder.logs if "watch/within_budget" in log]
+    logged = [log for log in recorder.logs if "watch/budget_status" in log]
     assert len(logged) == stopped["step"] and "watch/old_ppl/perplexity" in logged[0]
     assert (tmp_path / "script" / "forgetless-guard" / "watch.json").is_file()
     # The stop is checkpointed (save_strategy "steps" here, as in the run), so a resume does not train on.
@@ -78,13 +79,14 @@ def test_sft_trainer_rolls_back_to_the_best_weights_within_budget(old_base, mc_d
     history = guard.history
     stopped = history["stopped"]
     assert stopped["action"] == "rollback" and 0 < stopped["step"] == trainer.state.global_step < 12
-    within = [p for p in history["points"] if p["within"] and p["step"] < stopped["step"]]
-    best = min(within, key=lambda p: p["target_change"])
-    assert stopped["restored_step"] == best["step"]
+    # rollback_to "within" (the default): the checks shown within budget, step 0 (the base) among them.
+    within = [p for p in history["points"] if p["status"] == "within" and p["step"] < stopped["step"]]
+    best = min(reversed(within), key=lambda p: p["target_change"])  # ties: the latest
+    assert stopped["restored_step"] == best["step"] and stopped["restored_why"]
     saved = load_file(tmp_path / "sft" / "forgetless-guard" / "best.safetensors")
     for name, value in trainer.model.state_dict().items():
         torch.testing.assert_close(value, saved[name], rtol=0, atol=0)
-    assert any("watch/within_budget" in log for log in recorder.logs)
+    assert {log["watch/budget_status"] for log in recorder.logs if "watch/budget_status" in log} <= {1.0, 0.0, -1.0}
     assert not list((tmp_path / "sft").glob("checkpoint-*"))  # save_strategy "no": no checkpoint behind its back
     assert guard.report()["policy"] == "rollback" and guard.report()["budget"] == "5%"
 

@@ -93,7 +93,7 @@ def test_paired_perplexity_interval_contains_delta() -> None:
     assert result.before == pytest.approx(math.exp(nll_before.sum() / tokens.sum()))
     assert result.low <= result.delta <= result.high
     assert result.low > 0 and result.stderr > 0
-    assert result.p_value == pytest.approx(0.0)
+    assert result.p_value <= 2 / 10_001  # the bootstrap's smallest two-sided p: no replicate as extreme
 
 
 def test_degradation_interval_contains_relative() -> None:

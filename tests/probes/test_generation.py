@@ -141,7 +141,7 @@ def test_paired_comparisons_of_a_collapse() -> None:
     assert em.test["kind"] == "paired_binary" and (em.test["lost"], em.test["gained"]) == (8, 0)
     assert (leak.metric, leak.delta, leak.verdict) == ("leak", pytest.approx(0.95), "forgot")  # a rise is worse
     assert (rep.metric, rep.delta, rep.verdict) == ("repetition", pytest.approx(0.475), "forgot")
-    assert rep.test["kind"] == "paired_mean"
+    assert rep.test["kind"] == "bootstrap_mean"  # 40 generations: bootstrap-t tails (20 or more)
     assert unchanged.verdict == "info" and "2 of 40 generations identical" in unchanged.note
 
 

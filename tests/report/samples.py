@@ -182,17 +182,20 @@ def check(probe: str, metric_: str, change: float, limit: float, unit: str, stat
         "level": 0.99,
         "p_over": 0.2,
         "items_to_decide": 400 if status == "inconclusive" else None,
+        "over_level": None,
+        "within_level": None,
+        "p_within": None,
     }
 
 
 def watch() -> dict[str, Any]:
-    def point(step: int, ppl: float, acc: float, target: float, checks: list, within: bool) -> dict[str, Any]:
+    def point(step: int, ppl: float, acc: float, target: float, checks: list, status: str) -> dict[str, Any]:
         values = {"lambada_ppl": ["perplexity", ppl], "arc_easy": ["acc", acc], "stage_new": ["perplexity", target]}
         return {
             "step": step,
             "values": values,
             "checks": checks,
-            "within": within,
+            "status": status,
             "target_change": target / 198.19 - 1,
             "seconds": 1.5,
         }
@@ -203,11 +206,12 @@ def watch() -> dict[str, Any]:
         "over": [],
         "restore": "best.safetensors",
         "restored_step": 15,
+        "restored_why": "restored step 15: the best check shown within budget (most target gain)",
         "why": "lambada_ppl: perplexity rise +15.1% (limit 10%, over)",
     }
     return {
         "points": [
-            point(0, 52.94, 0.63, 198.19, [], True),
+            point(0, 52.94, 0.63, 198.19, [], "within"),
             point(
                 15,
                 56.53,
@@ -215,9 +219,9 @@ def watch() -> dict[str, Any]:
                 54.25,
                 [
                     check("lambada_ppl", "perplexity", 6.8, 10, "percent", "within"),
-                    check("arc_easy", "acc", 7.0, 5, "points", "inconclusive"),
+                    check("arc_easy", "acc", 4.0, 5, "points", "within"),
                 ],
-                True,
+                "within",
             ),
             point(
                 30,
@@ -228,16 +232,17 @@ def watch() -> dict[str, Any]:
                     check("lambada_ppl", "perplexity", 15.1, 10, "percent", "over"),
                     check("arc_easy", "acc", 6.0, 5, "points", "inconclusive"),
                 ],
-                False,
+                "over",
             ),
         ],
         "events": [stopped],
-        "best": {"step": 15, "target_change": -0.726},
+        "best": {"step": 15, "target_change": -0.726, "status": "within"},
         "stopped": stopped,
         "watch_seconds": 3.0,
         "train_seconds": 10.0,
         "budget": "lambada_ppl:10%,arc_easy:5pt",
         "policy": "rollback",
+        "rollback_to": "within",
         "probes": ["lambada_ppl", "arc_easy", "stage_new"],
         "overhead": 0.3,
     }
@@ -276,12 +281,14 @@ def run_result(stages: int = 2) -> dict[str, Any]:
         "guard": {
             "budget": "lambada_ppl:10%,arc_easy:5pt",
             "policy": "rollback",
+            "rollback_to": "within",
+            "false_alarm": 0.05,
             "stopped": {"stage": names[-1], **watch()["stopped"]},
             "final": [
                 check("lambada_ppl", "perplexity", 6.8, 10, "percent", "within"),
                 check("arc_easy", "acc", 7.0, 5, "points", "inconclusive"),
             ],
-            "within_budget": True,
+            "status": "inconclusive",
         },
         "world_size": 1,
     }
@@ -291,7 +298,7 @@ def repair_result() -> dict[str, Any]:
     def point(alpha: float, change: float, status: str, target: float) -> dict[str, Any]:
         return {
             "alpha": alpha,
-            "within": status != "over",
+            "status": status,
             "checks": [check("lambada_ppl", "perplexity", change, 5, "percent", status)],
             "target_metric": "perplexity",
             "target_change": target,
@@ -308,14 +315,19 @@ def repair_result() -> dict[str, Any]:
         "budget": "5%",
         "steps": 2,
         "curve": [
-            point(0.0, 0.0, "within", 0.0),
+            point(0.0, 0.0, "within", 0.0),  # alpha 0: the base, within by definition
             point(0.5, 3.0, "within", -0.5),
             point(0.75, 8.0, "over", -0.65),
             point(1.0, 12.0, "over", -0.73),
         ],
+        "accept": "within",
+        "rule": "the largest alpha shown within budget (accept: within)",
         "chosen_alpha": 0.5,
+        "status": "within",
+        "next_alpha": 0.75,
         "next_over_alpha": 0.75,
         "model": "/out/model",
-        "summary": "alpha 0.5 keeps every probe within budget 5%; alpha 0.75 is over: lambada_ppl",
+        "summary": "alpha 0.5 is the largest alpha shown within budget 5% (accept: within); alpha 0.75 is over: "
+        "lambada_ppl",
         "audit": audit_result(),
     }

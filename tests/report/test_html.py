@@ -47,9 +47,13 @@ def test_verdict_first_then_tables_and_one_picture_per_figure(rendered, kind) ->
 
 def test_verdict_line_says_gain_forgetting_and_budget(rendered) -> None:  # noqa: ANN001
     line = re.search(r'<p id="verdict" class="(\w*)">(.*?)</p>', rendered["run"]).groups()
-    assert line[0] == ""  # arc_easy is inconclusive: not over, not proven within either
+    assert line[0] == "inconclusive"  # arc_easy is inconclusive: not over, not proven within either (amber)
     assert line[1].startswith("target target: perplexity 198.19 -&gt; 54.25 (-72.6%)")
-    assert "not over budget lambada_ppl:10%,arc_easy:5pt beyond doubt (arc_easy inconclusive)" in line[1]
+    assert (
+        "not over budget lambada_ppl:10%,arc_easy:5pt beyond doubt, not shown within it either "
+        "(arc_easy inconclusive)" in line[1]
+    )
+    assert "within budget lambada_ppl" not in line[1]
     assert "the guard rolled back at step 30 in stage new to the weights of step 15" in line[1]
     run = rendered["run"]
     assert "-72.6%" in run and "1 of 3" in run and ">inconclusive<" in run  # the three cards

@@ -14,6 +14,7 @@ from forgetless.cli.options import (
     BatchTokens,
     Device,
     Dtype,
+    FailOn,
     FalseAlarm,
     Limit,
     NoCache,
@@ -77,13 +78,7 @@ def audit_command(
         ),
     ] = None,
     false_alarm: FalseAlarm = 0.05,
-    fail_on: Annotated[
-        str,
-        typer.Option(
-            help="over: exit 3 when a probe is over budget (default); inconclusive: also exit 4 when a check is "
-            "undecided, so every probe must be proven within."
-        ),
-    ] = "over",
+    fail_on: FailOn = "over",
     lm_eval_samples: Annotated[
         bool,
         typer.Option(

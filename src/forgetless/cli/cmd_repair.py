@@ -6,12 +6,14 @@ from typing import Annotated
 
 import typer
 
+from forgetless.cli.exit_codes import HELP
 from forgetless.cli.friendly import friendly
 from forgetless.cli.options import (
     AdapterBase,
     BatchTokens,
     Device,
     Dtype,
+    FailOn,
     FalseAlarm,
     Limit,
     NoCache,
@@ -19,6 +21,8 @@ from forgetless.cli.options import (
     Suite,
     Target,
 )
+
+REPAIR_EPILOG = HELP + " With a budget the code is the repaired model's status (alpha 0, the base, is within)."
 
 
 @friendly
@@ -39,11 +43,19 @@ def repair_command(
     no_cache: NoCache = False,
     base: AdapterBase = None,
     false_alarm: FalseAlarm = 0.05,
+    accept: Annotated[
+        str,
+        typer.Option(
+            help="within: the largest alpha shown within budget, else the base (default); not-over: the largest "
+            "alpha with no probe shown over, which may be inconclusive."
+        ),
+    ] = "within",
+    fail_on: FailOn = "over",
 ) -> None:
     """Interpolate TUNED back toward BASE (WiSE-FT) just enough to meet the budget; write the repaired model."""
     from forgetless.cli.commands import run_repair
 
-    run_repair(
+    code = run_repair(
         base_model,
         tuned_model,
         budget,
@@ -58,4 +70,7 @@ def repair_command(
         no_cache,
         base,
         false_alarm,
+        accept,
+        fail_on,
     )
+    raise typer.Exit(code)

@@ -6,8 +6,11 @@ from typing import Annotated
 
 import typer
 
+from forgetless.cli.exit_codes import HELP
 from forgetless.cli.friendly import friendly
-from forgetless.cli.options import ConfigPath, Overrides
+from forgetless.cli.options import ConfigPath, FailOn, Overrides
+
+RUN_EPILOG = HELP + " With a budget the code is the final model's status (after a rollback: the restored weights')."
 
 
 @friendly
@@ -33,8 +36,8 @@ def run_command(
     policy: Annotated[
         str | None,
         typer.Option(
-            help="On a breach of the budget: warn, stop, rollback, or stop_early (at the last step forecast within "
-            "budget) (sets guard.policy)."
+            help="On a breach of the budget: warn, stop, or rollback (to the best check shown within budget, else "
+            "the base weights; guard.rollback_to=not_over for the older rule) (sets guard.policy)."
         ),
     ] = None,
     every: Annotated[
@@ -47,13 +50,14 @@ def run_command(
             "target gain within the budget."
         ),
     ] = False,
+    fail_on: FailOn = "over",
 ) -> None:
     """Baseline probes, fine-tune every stage with the configured methods, probes after each stage, results."""
     from forgetless.cli.commands import run_run
 
     guard = {"budget": budget, "policy": policy, "every": every}
     extra = [f"guard.{key}={value}" for key, value in guard.items() if value is not None]
-    run_run(config, [*(overrides or []), *extra], resume, auto, fresh)
+    raise typer.Exit(run_run(config, [*(overrides or []), *extra], resume, auto, fresh, fail_on))
 
 
 @friendly

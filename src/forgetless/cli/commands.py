@@ -135,11 +135,17 @@ def run_repair(
     no_cache,
     base,
     false_alarm=0.05,
-) -> None:  # noqa: ANN001
+    accept="within",
+    fail_on="over",
+) -> int:  # noqa: ANN001
+    """The repair, printed and written; returns the exit code of the repaired model's status (cli/exit_codes.py)."""
     from forgetless.cache import ResultCache
+    from forgetless.cli.exit_codes import check_gate_options, gate_status
     from forgetless.pipeline.repair import repair
     from forgetless.report.repair import curve_table
 
+    check_gate_options(budget, fail_on)
+    accept = {"not-over": "not_over"}.get(accept, accept)  # the flag's spelling; Python's is not_over
     loaded, extra = _suite_and_target(suite, target, limit)
     options = _options(batch_tokens)
     folder = out_dir or Path("forgetless-out") / f"repair-{slug(tuned_model)}-{loaded.name}"
@@ -157,12 +163,15 @@ def run_repair(
         cache=ResultCache(reuse=not no_cache),
         options=options,
         false_alarm=false_alarm,
+        accept=accept,
     )
     header, rows = curve_table(result)
     print_table(f"{tuned_model} interpolated with {base_model}, budget {result['budget']}", header, rows)
     say((result["summary"], "bold"))
+    say(f"chosen by {result['rule']}; the repaired model's status: ", (result["status"], "bold"))
     report = write_report(folder, "repair", result)
     say(f"wrote {folder / 'model'}, {folder / 'repair.json'}, {folder / 'repair.md'}, {report}")
+    return gate_status(result["status"], result["budget"], fail_on)
 
 
 def run_ls(what: str) -> None:
@@ -195,7 +204,8 @@ def run_ls(what: str) -> None:
         raise unknown_name_error("listing", what, ["methods", "probes", "suites"])
 
 
-def run_auto(loaded: Any, config_dir: Path, resume: bool = False, fresh: bool = False) -> None:
+def run_auto(loaded: Any, config_dir: Path, resume: bool = False, fresh: bool = False, fail_on: str = "over") -> int:
+    from forgetless.cli.exit_codes import gate_status
     from forgetless.pipeline.auto import auto_search
 
     report = auto_search(loaded, config_dir, resume=resume, fresh=fresh)
@@ -205,15 +215,16 @@ def run_auto(loaded: Any, config_dir: Path, resume: bool = False, fresh: bool = 
             str(t["steps"]),
             f"{t['value']:g}",
             "-" if t["target_change"] is None else f"{t['target_change']:+.1%}",
-            "yes" if t["within_budget"] else "no",
+            t["status"] or "-",
         ]
         for t in report["trials"]
     ]
-    header = ["rung", "steps", report["field"], "target perplexity change", "within budget"]
+    header = ["rung", "steps", report["field"], "target perplexity change", "budget status"]
     print_table(f"--auto: {report['method']}.{report['field']}, budget {report['budget']}", header, rows)
     chosen = report["chosen"]
-    say((f"chose {report['field']} = {chosen['value']:g}", "bold"), f"; its run: {chosen['run']}")
+    say((f"chose {report['field']} = {chosen['value']:g}", "bold"), f" ({chosen['status']}); its run: {chosen['run']}")
     say(f"wrote {loaded.output_dir}/auto.json and auto.md")
+    return gate_status(chosen["status"], report["budget"], fail_on)
 
 
 def run_compare(paths: list[Path], budget: str | None, out_dir: Path | None) -> None:
@@ -234,29 +245,42 @@ def run_compare(paths: list[Path], budget: str | None, out_dir: Path | None) -> 
 def run_validate(config: Path, overrides: list[str]) -> None:
     import yaml
 
+    from forgetless.cli.cmd_plan import validate_lines
     from forgetless.config import load_run_config
     from forgetless.pipeline.run import resolved
 
     loaded, methods = load_run_config(config, overrides)
     names = ", ".join(m.config.name for m in methods)
     say((f"{config} is valid", "green"), f": {len(loaded.stages)} stage(s), methods {names}")
+    # What the budget can decide (guard.plan), from the configured limits; as YAML comments, so the rest parses.
+    for line in validate_lines(loaded):
+        say(f"# {line}")
     say(yaml.safe_dump(resolved(loaded, methods), sort_keys=False))
 
 
-def run_run(config: Path, overrides: list[str], resume: bool, auto: bool = False, fresh: bool = False) -> None:
+def run_run(
+    config: Path, overrides: list[str], resume: bool, auto: bool = False, fresh: bool = False, fail_on: str = "over"
+) -> int:
+    """The run, printed and written; returns the exit code of the final model's status (cli/exit_codes.py)."""
+    from forgetless.cli.exit_codes import OK, check_gate_options, gate_status
     from forgetless.config import load_run_config
-    from forgetless.pipeline.run import run
+    from forgetless.pipeline.run import final_state, run
     from forgetless.report.rows import AUDIT_HEADER, audit_rows
 
     loaded, methods = load_run_config(config, overrides)  # every error before any model loads
+    check_gate_options(loaded.guard.budget, fail_on)
     if auto:
-        return run_auto(loaded, config.parent, resume, fresh)
+        return run_auto(loaded, config.parent, resume, fresh, fail_on)
     result = run(loaded, methods, config.parent, resume=resume, fresh=fresh)
     if result is None:
-        return  # not rank 0: rank 0 prints and writes
+        return OK  # not rank 0: rank 0 prints, writes and gives the verdict
     print_table("final model against the base", AUDIT_HEADER, audit_rows(result["final"]))
     if result["transfer"]:
         t = result["transfer"]
         say(f"stages: BWT {t['bwt']:+.4f}, forgetting {t['forgetting']:+.4f}, FWT {t['fwt']:+.4f}")
     say((result["final"]["summary"]["headline"], "bold"))
+    guard = result["guard"]
+    if guard["budget"]:
+        say((f"Final model: {final_state(guard)}", "bold"), f" (budget {guard['budget']})")
     say(f"wrote {loaded.output_dir}/results.json, summary.md, report.html, config.yaml and the model of every stage")
+    return gate_status(guard["status"], guard["budget"], fail_on)

@@ -1,18 +1,22 @@
-"""Exit codes of `forgetless audit`: a CI job fails a fine-tune that forgot more than its budget allows.
+"""Exit codes of `forgetless audit`, `run` and `repair`: a CI job fails a fine-tune that forgot more than allowed.
+
+With a budget, the code follows the status of what the command judged or returned (the audited model; the
+run's final model; the repaired model):
 
 | code | meaning |
 |---|---|
-| 0 | no probe over budget (or no `--budget`); with `--fail-on inconclusive`, every check proven within |
+| 0 | `within` (every budgeted check shown within); `inconclusive` without `--fail-on inconclusive`; no budget |
 | 1 | forgetless itself failed (an unexpected error, with a traceback): not a verdict on the model |
-| 2 | bad input: a flag, a path, a budget or lm-eval samples that cannot be audited (`error:` and the fix) |
-| 3 | a probe is over budget beyond noise: the interval of its loss lies wholly past its limit |
-| 4 | only with `--fail-on inconclusive`: none over, but some check could not be decided either way |
+| 2 | bad input: a flag, a path, a config, a budget or lm-eval samples that cannot be used (`error:` and the fix) |
+| 3 | status `over`: a probe's loss lies beyond noise past its limit (the interval wholly past it) |
+| 4 | only with `--fail-on inconclusive`: status `inconclusive`, none over but some check undecided |
 
-Why `inconclusive` passes by default: an over verdict is a proof (at the audit's false-alarm rate,
-`--false-alarm`), while inconclusive means the items cannot tell the loss from the limit. A gate
-that failed on it would fail most fine-tunes audited on a few hundred items, whatever they forgot
-(a paired accuracy interval on 200 items is several points wide), and would teach people to ignore it.
-Those who need each probe proven within budget ask for it, and then size their probes to decide.
+Why `inconclusive` exits 0 by default: an over verdict is a proof (at the false-alarm rate, `--false-alarm`),
+while inconclusive means the items cannot tell the loss from the limit. A gate that failed on it would fail
+most fine-tunes judged on a few hundred items, whatever they forgot (a paired accuracy interval on 200 items
+is several points wide), and would teach people to ignore it. Exit 0 is not a claim of "within": the line
+printed before it says `inconclusive` and which probes; those who need every probe proven within budget
+pass `--fail-on inconclusive`, and then size their probes to decide.
 """
 
 from __future__ import annotations
@@ -31,10 +35,26 @@ INCONCLUSIVE = 4
 FailOn = Literal["over", "inconclusive"]
 
 HELP = (
-    "Exit codes: 0 no probe over budget (or no --budget); 2 bad input (a flag, path, budget or samples that "
-    "cannot be audited); 3 a probe over budget beyond noise; 4 with --fail-on inconclusive, none over but some "
-    "check undecided; 1 forgetless itself crashed (a traceback, not a verdict)."
+    "Exit codes: 0 within budget, or inconclusive without --fail-on inconclusive (or no budget); 2 bad input (a "
+    "flag, path, config, budget or samples that cannot be used); 3 over budget beyond noise; 4 with --fail-on "
+    "inconclusive, none over but some check undecided; 1 forgetless itself crashed (a traceback, not a verdict)."
 )
+FAIL_ON_HELP = (
+    "over: exit 3 when over budget (default; inconclusive exits 0, saying inconclusive); inconclusive: also exit 4 "
+    "when a check is undecided, so every probe must be proven within."
+)
+WHAT = {OK: "pass", OVER_BUDGET: "fail: over budget", INCONCLUSIVE: "fail: inconclusive (--fail-on inconclusive)"}
+
+
+def exit_line(code: int, status: str | None) -> str:
+    """The last line a gate prints: the code and why; an inconclusive pass never reads as within."""
+    if code == OK and status in ("inconclusive", "noise"):
+        why = "pass: inconclusive, not over budget but not shown within it; --fail-on inconclusive exits 4"
+    elif code == OK and status == "within":
+        why = "pass: within budget"
+    else:
+        why = WHAT[code]
+    return f"exit {code} ({why})"
 
 
 def check_gate_options(budget: str | None, fail_on: str) -> None:
@@ -66,17 +86,35 @@ def gate(audit: Audit, fail_on: FailOn | str = "over") -> int:
             "use the unit of their measures (pt for accuracies, % for perplexities, nats for a multiple-choice "
             "gold answer's log-probability) or name the probes",
         )
+    from forgetless.evaluation.results import budget_status
+
     code = gate_code(audit, fail_on)  # type: ignore[arg-type]
-    what = {OK: "pass", OVER_BUDGET: "fail: over budget", INCONCLUSIVE: "fail: inconclusive (--fail-on inconclusive)"}
-    say(f"exit {code} ({what[code]})", console=err)
+    say(exit_line(code, budget_status(audit.checks)), console=err)
     return code
 
 
 def gate_code(audit: Audit, fail_on: FailOn = "over") -> int:
     """The exit code of an audit: OVER_BUDGET when a check is over, INCONCLUSIVE when asked to fail on one."""
-    status = set(audit.budget_status().values())
-    if "over" in status:
+    from forgetless.evaluation.results import budget_status
+
+    return status_code(budget_status(audit.checks), fail_on)
+
+
+def status_code(status: str | None, fail_on: FailOn | str = "over") -> int:
+    """The exit code of a status: over 3; inconclusive 4 with --fail-on inconclusive, else 0; within or none 0."""
+    if status == "over":
         return OVER_BUDGET
-    if fail_on == "inconclusive" and status & {"inconclusive", "noise"}:  # "noise": documents before 0.4
+    if status in ("inconclusive", "noise") and fail_on == "inconclusive":  # "noise": documents before 0.4
         return INCONCLUSIVE
     return OK
+
+
+def gate_status(status: str | None, budget: str | None, fail_on: FailOn | str = "over") -> int:
+    """`run` and `repair`: the exit code of the returned model's status, said in one line (nothing without a budget)."""
+    from forgetless.report.terminal import err, say
+
+    if not budget:
+        return OK
+    code = status_code(status, fail_on)
+    say(exit_line(code, status), console=err)
+    return code

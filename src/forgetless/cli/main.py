@@ -13,9 +13,10 @@ import typer
 from forgetless.cli.cmd_demo import demo_command
 from forgetless.cli.cmd_eval import AUDIT_EPILOG, audit_command, compare_command, eval_command
 from forgetless.cli.cmd_info import install_data_command, ls_command, schema_command
-from forgetless.cli.cmd_repair import repair_command
+from forgetless.cli.cmd_plan import plan_command
+from forgetless.cli.cmd_repair import REPAIR_EPILOG, repair_command
 from forgetless.cli.cmd_review import calibrate_kl_command, forecast_command
-from forgetless.cli.cmd_run import classify_command, run_command, validate_command
+from forgetless.cli.cmd_run import RUN_EPILOG, classify_command, run_command, validate_command
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Fine-tune language models without losing what they know."
@@ -23,16 +24,17 @@ app = typer.Typer(
 
 app.command("eval")(eval_command)
 app.command("audit", epilog=AUDIT_EPILOG)(audit_command)
-app.command("repair")(repair_command)
+app.command("repair", epilog=REPAIR_EPILOG)(repair_command)
 app.command("compare")(compare_command)
 app.command("forecast")(forecast_command)
 app.command("calibrate-kl")(calibrate_kl_command)
 app.command("ls")(ls_command)
 app.command("install-data")(install_data_command)
 app.command("schema")(schema_command)
-app.command("run")(run_command)
+app.command("run", epilog=RUN_EPILOG)(run_command)
 app.command("classify")(classify_command)
 app.command("validate")(validate_command)
+app.command("plan")(plan_command)
 app.command("demo")(demo_command)
 
 

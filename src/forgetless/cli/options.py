@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from forgetless.cli.exit_codes import FAIL_ON_HELP
+
 Suite = Annotated[
     str, typer.Option("--suite", "-s", help="Built-in suite name (see `forgetless ls suites`) or a suite YAML file.")
 ]
@@ -34,6 +36,7 @@ FalseAlarm = Annotated[
         help="Chance of calling any probe over its limit when every probe is within it (all probes, all looks).",
     ),
 ]
+FailOn = Annotated[str, typer.Option(help=FAIL_ON_HELP)]  # `audit`, `run`, `repair`: see cli/exit_codes.py
 AdapterBase = Annotated[
     str | None, typer.Option("--base", help="Base model for a PEFT adapter that does not name a loadable one.")
 ]

@@ -20,6 +20,7 @@ from forgetless.config.model import ModelConfig, ModelSpec, model_problems
 from forgetless.config.training_args import check_training, drop_twin
 from forgetless.data.sources import Source
 from forgetless.errors import ConfigError, ForgetlessError
+from forgetless.guard.policies import policy_problem
 from forgetless.methods import METHODS
 from forgetless.registry import unknown_key_hint, unknown_name_error
 
@@ -108,8 +109,13 @@ class GuardConfig(Strict):
     )
     overhead: float = Field(default=0.10, gt=0, le=1, description="share of training time auto cadence allows")
     budget: str | list[str] | None = Field(default=None, description="e.g. '2pt,5%,lambada:10%,0.05nats'")
-    policy: Literal["warn", "stop", "rollback", "stop_early"] = Field(
-        default="warn", description="on a breach; stop_early: at the last step forecast within budget"
+    policy: Literal["warn", "stop", "rollback"] = Field(
+        default="warn", description="on a breach: record it, stop there, or roll back (see rollback_to) and stop"
+    )
+    rollback_to: Literal["within", "not_over"] = Field(
+        default="within",
+        description="rollback restores the best check shown within budget (within), else the base weights; "
+        "not_over: the best check not shown over with every estimated loss inside its limit",
     )
     false_alarm: float = Field(
         default=0.05, gt=0, lt=1, description="chance a run within budget is stopped or rolled back, all checks"
@@ -124,6 +130,13 @@ class GuardConfig(Strict):
     auto_values: list[float] | None = Field(
         default=None, min_length=2, description="--auto's candidate strengths; default: the method's usual range"
     )
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _removed_policy(cls, value: Any) -> Any:
+        if problem := policy_problem(value):  # a removed policy: why, and what to use instead
+            raise ValueError(problem)
+        return value
 
 
 class DiagnosticsConfig(Strict):

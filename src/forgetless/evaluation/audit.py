@@ -37,22 +37,75 @@ def _strip(probe_dict: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in probe_dict.items() if k != "cached"}
 
 
+FAMILY_RATE = 0.05
+VERDICT_RULE = (
+    "a general probe is said to have forgotten when its change is beyond noise at a 5% family-wise error rate "
+    "over the audit's general probes (Holm's step-down on each probe's two-sided p-value against no change; a "
+    "generation probe's measures Bonferroni-combined); comparisons without a p-value keep their own 95% verdict"
+)
+
+
+def holm(p_values: dict[str, float], rate: float = FAMILY_RATE) -> set[str]:
+    """The names Holm's step-down procedure rejects at family-wise error `rate` (Holm 1979, Scand. J.
+    Statist. 6:65-70): sorted p_(1) <= ... <= p_(m), reject while p_(k) <= rate / (m - k + 1)."""
+    rejected: set[str] = set()
+    ordered = sorted(p_values.items(), key=lambda kv: kv[1])
+    for k, (name, p) in enumerate(ordered):
+        if p > rate / (len(ordered) - k):
+            break
+        rejected.add(name)
+    return rejected
+
+
+def _decisive(comparisons: list[Comparison], primary: dict[str, Comparison]) -> dict[str, list[Comparison]]:
+    """{probe: the comparisons that decide whether it forgot}: its primary metric's, or every generation measure."""
+    out: dict[str, list[Comparison]] = {name: [] for name in primary}
+    for c in comparisons:
+        if c is primary[c.probe] or c.metric in GENERATION_MEASURES:
+            out[c.probe].append(c)
+    return out
+
+
+def _family_forgot(decisive: dict[str, list[Comparison]]) -> dict[str, list[Comparison]]:
+    """Which of these probes forgot under the family-wise rate; probes whose forgetting comparisons carry no
+    p-value keep their own 95% verdicts (there is nothing to adjust)."""
+    p_values: dict[str, float] = {}
+    for name, found in decisive.items():
+        tested = [c for c in found if c.p_value is not None]
+        forgot = [c for c in tested if c.verdict == "forgot"]
+        if tested:  # Bonferroni over a probe's measures; only a change in the forgetting direction counts
+            p_values[name] = min(1.0, len(tested) * min(c.p_value for c in forgot)) if forgot else 1.0  # type: ignore[type-var]
+    rejected = holm(p_values)
+    out: dict[str, list[Comparison]] = {}
+    for name, found in decisive.items():
+        if name in p_values:
+            out[name] = (
+                [c for c in found if c.verdict == "forgot" and c.p_value is not None] if name in rejected else []
+            )
+        else:
+            out[name] = [c for c in found if c.verdict == "forgot"]
+    return out
+
+
 def forgotten(comparisons: list[Comparison]) -> dict[str, list[Comparison]]:
     """{probe: the comparisons that say it forgot}: its primary metric's, or any generation measure's.
 
     A generation probe forgets when any of its measures does: a kept primary measure while the generations end
     in the fine-tune's template (leak) or loop (repetition) is not "kept" (issue 15: the demo's generations
     collapsed into its review format under a headline that counted only primary metrics). A choice probe's
-    gold_logprob does not decide it: that finer measure is named apart (see `summarize`).
+    gold_logprob does not decide it: that finer measure is named apart (see `summarize`). General probes are
+    judged together at a 5% family-wise rate (`VERDICT_RULE`); a target keeps its own 95% verdict.
     """
     primary: dict[str, Comparison] = {}
     for c in comparisons:
         primary.setdefault(c.probe, c)
-    out: dict[str, list[Comparison]] = {name: [] for name in primary}
-    for c in comparisons:
-        if c.verdict == "forgot" and (c is primary[c.probe] or c.metric in GENERATION_MEASURES):
-            out[c.probe].append(c)
-    return out
+    decisive = _decisive(comparisons, primary)
+    general = {name: found for name, found in decisive.items() if primary[name].role == "general"}
+    out = _family_forgot(general)
+    for name, found in decisive.items():
+        if name not in general:
+            out[name] = [c for c in found if c.verdict == "forgot"]
+    return {name: out[name] for name in primary}
 
 
 def summarize(comparisons: list[Comparison]) -> dict[str, Any]:
@@ -62,7 +115,10 @@ def summarize(comparisons: list[Comparison]) -> dict[str, Any]:
     for c in comparisons:
         primary.setdefault(c.probe, c)
     lost = forgotten(comparisons)
-    verdicts = {name: "forgot" if lost[name] else c.verdict for name, c in primary.items()}
+    # A primary comparison beyond noise at 95% alone, not under the family-wise rate, is not a forgotten probe.
+    verdicts = {
+        name: "forgot" if lost[name] else "kept" if c.verdict == "forgot" else c.verdict for name, c in primary.items()
+    }
     by_verdict: dict[str, list[str]] = {"forgot": [], "kept": [], "improved": [], "info": []}
     for name, v in verdicts.items():
         by_verdict.setdefault(v, []).append(name)
@@ -73,14 +129,9 @@ def summarize(comparisons: list[Comparison]) -> dict[str, Any]:
         if lost[c.probe]:
             parts.append(f"{c.probe} forgot: {', '.join(describe_change(m) for m in lost[c.probe])}")
     # Which measure found the change: a gold answer's probability falls before the answer flips.
-    finer = [
-        c.probe
-        for c in comparisons
-        if c.metric == "gold_logprob"
-        and c.role == "general"
-        and c.verdict == "forgot"
-        and primary[c.probe].verdict != "forgot"
-    ]
+    finer_family = {c.probe: [c] for c in comparisons if c.metric == "gold_logprob" and c.role == "general"}
+    finer_forgot = _family_forgot(finer_family)  # the same family-wise rule over the probes' log-probabilities
+    finer = [name for name, found in finer_forgot.items() if found and not lost[name]]
     if finer:
         parts.append(f"gold-answer log-probability fell beyond noise where accuracy did not: {', '.join(finer)}")
     for c in primary.values():

@@ -9,6 +9,7 @@ Keys a writer adds beyond the schema (a run stage's `training`, classify's `task
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,9 +145,10 @@ class EvalResult:
 class BudgetCheck:
     """One probe against its limit: `change` is the loss in the limit's unit (positive = worse).
 
-    `low`/`high` bound the loss at the two-sided `level` the check was judged at (the run's
-    false-alarm rate split over its probes and checks); `status` is `over` when the whole interval is
-    past the limit, `within` when it is wholly inside, `inconclusive` otherwise, and then
+    `low` is the loss's lower bound at the one-sided `over_level` (the check's share of the run's
+    false-alarm rate, guard.procedure) and `high` its upper bound at `within_level`, so [low, high]
+    covers the loss with probability `level` = 1 - over_level - within_level; `status` is `over` when
+    the whole interval is past the limit, `within` when it is wholly inside, `inconclusive` otherwise, and then
     `items_to_decide` estimates how many items would decide it. `p_over` is the one-sided p-value of
     "the loss is at most the limit" from the same test. Documents written before 0.4 lack these and
     may carry the old status `noise` (past the limit, interval not excluding zero).
@@ -163,6 +165,9 @@ class BudgetCheck:
     level: float | None = None
     p_over: float | None = None
     items_to_decide: int | None = None
+    over_level: float | None = None  # one-sided level of `over` (the check's share of the run's rate)
+    within_level: float | None = None  # one-sided level of `within`
+    p_within: float | None = None  # p-value of "the loss is at least the limit"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -179,6 +184,47 @@ class BudgetCheck:
             more = f"about {self.items_to_decide} items" if self.items_to_decide else "more items"
             text += f": the interval straddles the limit; {more} would decide it"
         return text + ")"
+
+
+STATUSES = ("within", "inconclusive", "over")  # a budget's verdict, best first; older documents may say "noise"
+
+
+def _status(check: BudgetCheck | dict[str, Any]) -> str:
+    return check.status if isinstance(check, BudgetCheck) else str(check["status"])
+
+
+def budget_status(checks: Iterable[BudgetCheck | dict[str, Any]]) -> str | None:
+    """The verdict of a set of checks: "over" if any is over, else "inconclusive" if any is undecided
+    (inconclusive, or "noise" in documents before 0.4), else "within" if there is at least one check;
+    None when there is none. Inconclusive is never within: within needs every check shown within."""
+    statuses = [_status(c) for c in checks]
+    if "over" in statuses:
+        return "over"
+    if any(s != "within" for s in statuses):  # inconclusive, noise, or a status this version does not know
+        return "inconclusive"
+    return "within" if statuses else None
+
+
+def guard_status(guard: dict[str, Any] | None) -> str | None:
+    """The status of a written `guard` (results.json, audit.json): its `status`, or for documents written
+    before it existed (`within_budget`) the status of its `final` checks; never an old `within_budget: true`."""
+    if not guard or not guard.get("budget"):
+        return None
+    if "status" in guard:
+        return guard["status"]
+    return budget_status(guard.get("final") or [])
+
+
+def point_status(point: dict[str, Any]) -> str | None:
+    """The status of a watch check or a repair point: its `status`, or for files written before it existed
+    (a `within` boolean that only meant "no check over") the status of its checks; a baseline (step 0 or
+    alpha 0, no checks) is within by definition."""
+    if "status" in point:
+        return point["status"]
+    checks = point.get("checks") or []
+    if not checks:
+        return "within" if point.get("step") == 0 or point.get("alpha") == 0 else None
+    return budget_status(checks)
 
 
 def budget_state(checks: list[BudgetCheck], budget: str) -> str:
@@ -224,7 +270,8 @@ class Audit:
         suite: the suite both were scored on.
         budget: the forgetting budget judged by (e.g. "2pt,5%"), or None.
         checks: with a budget, each budgeted general probe: its change, limit and status within/inconclusive/over.
-        within_budget: with a budget, whether no probe is over it; None without one.
+        status: with a budget, `budget_status(checks)`: "over" when a probe is over its limit, "within" only
+            when every check is shown within, "inconclusive" otherwise; None without a budget.
         false_alarm: with a budget, the chance of calling any probe over when none is (all checks together).
         created: ISO time (UTC) of the audit.
         forgetless_version: the version that made it.
@@ -240,7 +287,7 @@ class Audit:
     forgetless_version: str
     budget: str | None = None
     checks: list[BudgetCheck] = field(default_factory=list)
-    within_budget: bool | None = None
+    status: str | None = None
     false_alarm: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -261,6 +308,12 @@ class Audit:
         return out
 
     @property
+    def within_budget(self) -> bool | None:
+        """Read-only, for code written before `status`: True only when `status` is "within" (an inconclusive
+        audit is not within budget); None without a budget."""
+        return None if self.budget is None else self.status == "within"
+
+    @property
     def budget_verdict(self) -> str:
         """The budget in one line: OVER, within, or neither proven (inconclusive); empty without a budget."""
         return budget_state(self.checks, self.budget) if self.budget is not None else ""
@@ -277,8 +330,8 @@ class Audit:
     def to_json(self) -> dict[str, Any]:
         """The `forgetless.audit/1` document, key for key as `audit.json` holds it.
 
-        With a budget it has one more key, `guard`: `budget`, `final` (the checks) and `within_budget`,
-        as a run's `guard` has them.
+        With a budget it has one more key, `guard`: `budget`, `final` (the checks) and `status`
+        (within / inconclusive / over), as a run's `guard` has them.
         """
         data = {
             "schema": AUDIT_SCHEMA,
@@ -294,7 +347,7 @@ class Audit:
             data["guard"] = {
                 "budget": self.budget,
                 "final": [c.to_dict() for c in self.checks],
-                "within_budget": self.within_budget,
+                "status": self.status,
             }
             if self.false_alarm is not None:
                 data["guard"]["false_alarm"] = self.false_alarm
@@ -302,13 +355,18 @@ class Audit:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Audit:
-        """Read a `forgetless.audit/1` document (a parsed `audit.json`, or a run's `final`)."""
+        """Read a `forgetless.audit/1` document (a parsed `audit.json`, or a run's `final`).
+
+        A document written before `status` (with `within_budget`, which meant only "no probe over") gets the
+        status of its checks: an inconclusive check makes it inconclusive, whatever `within_budget` said.
+        """
         _check_schema(data, AUDIT_SCHEMA)
         known = {"schema", "forgetless_version", "created", "suite", "base", "tuned", "comparisons", "summary"}
         guard = data.get("guard")  # only in an audit against a budget
         budgeted = isinstance(guard, dict)
         if budgeted:
             known.add("guard")
+        checks = [BudgetCheck(**c) for c in guard["final"]] if budgeted else []
         return cls(
             base=EvalResult.from_json(data["base"]),
             tuned=EvalResult.from_json(data["tuned"]),
@@ -318,8 +376,8 @@ class Audit:
             created=data["created"],
             forgetless_version=data["forgetless_version"],
             budget=guard["budget"] if budgeted else None,
-            checks=[BudgetCheck(**c) for c in guard["final"]] if budgeted else [],
-            within_budget=guard["within_budget"] if budgeted else None,
+            checks=checks,
+            status=guard_status(guard) if budgeted else None,
             false_alarm=guard.get("false_alarm") if budgeted else None,
             extra={k: v for k, v in data.items() if k not in known},
         )

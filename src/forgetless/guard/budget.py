@@ -39,7 +39,8 @@ from typing import Any
 from forgetless.errors import ForgetlessError
 from forgetless.evaluation.results import BudgetCheck
 from forgetless.guard.verdict import judge, tolerance
-from forgetless.probes import Comparison
+from forgetless.metrics.intervals import paired_binary_delta
+from forgetless.probes import Comparison, ProbeResult
 from forgetless.suites.renamed import renamed_hint, renamed_to
 
 UNITS = {
@@ -59,6 +60,7 @@ PERPLEXITY_METRICS = {"perplexity", "word_perplexity", "byte_perplexity"}
 LOGPROB_METRICS = {"gold_logprob"}
 UNIT_METRICS = {"points": ACCURACY_METRICS, "percent": PERPLEXITY_METRICS, "nats": LOGPROB_METRICS, "kl": {"kl"}}
 UNIT_TEXT = {"points": "pt", "percent": "%", "nats": "nats", "kl": ""}
+POOLED = "pooled"  # `pooled:AMOUNT pt`: the accuracy of every general accuracy probe's items together
 KL = "kl"  # `kl:AMOUNT`: a limit on the KL signal (guard.kl_signal), not on a probe
 # Choice probes' primary metrics: the probes that also report gold_logprob (a nats limit's measure).
 CHOICE_METRICS = {"acc", "acc_norm", "acc_bytes"}
@@ -139,6 +141,12 @@ class Budget:
         for limit in self.limits:
             if limit.probe is None or limit.unit == "kl":  # a KL limit needs the KL signal, not a probe
                 continue
+            if limit.probe == POOLED:  # the accuracy of every general accuracy probe's items together
+                if limit.unit != "points":
+                    out.append(f"budget '{limit}': the pooled measure is an accuracy; bound it in pt ('pooled:2pt')")
+                elif not any(m in GLOBAL_METRICS["points"] for m in probe_metrics.values()):
+                    out.append(f"budget '{limit}': no watched general probe is measured by an accuracy to pool")
+                continue
             if limit.probe in targets:
                 out.append(
                     f"budget '{limit}': '{limit.probe}' is the target (what tuning should change), not a "
@@ -190,14 +198,20 @@ class Budget:
             out.extend(general[-1:])
         return out
 
-    def check(self, comparisons: list[Comparison], alpha: float = DEFAULT_ALPHA) -> list[BudgetCheck]:
-        """Each general probe against its limits, at a false-alarm rate `alpha` for this look.
+    def check(
+        self, comparisons: list[Comparison], alpha: float = DEFAULT_ALPHA, within: float | None = None
+    ) -> list[BudgetCheck]:
+        """Each general probe against its limits: `over` at this look's share `alpha` of the false-alarm
+        rate, split equally over the checks (Bonferroni); `within` at `within` for every check (default
+        `alpha`: an intersection-union test needs no split, see guard.procedure).
 
-        Points and percent bound a probe's primary comparison, nats its `gold_logprob` comparison.
-        `alpha` is split equally over the checks (Bonferroni).
+        Points and percent bound a probe's primary comparison, nats its `gold_logprob` comparison, and a
+        `pooled:` limit one paired test over the items of every general accuracy probe together.
         """
-        if not 0.0 < alpha < 1.0:
-            raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha!r}")
+        within = alpha if within is None else within
+        for name, level in (("alpha", alpha), ("within", within)):
+            if not 0.0 < level < 1.0:
+                raise ValueError(f"{name} must be strictly between 0 and 1, got {level!r}")
         by_probe: dict[str, list[Comparison]] = {}
         for c in comparisons:
             by_probe.setdefault(c.probe, []).append(c)
@@ -209,8 +223,44 @@ class Budget:
                 bound = _bound(limit, found)
                 if bound is not None:
                     pairs.append((limit, bound))
+        pooled_limit = self.pooled_limit
+        if pooled_limit is not None:
+            pooled = pooled_accuracy(comparisons)
+            if pooled is not None:
+                pairs.append((pooled_limit, pooled))
         share = alpha / max(1, len(pairs))
-        return [judge(c, limit, share) for limit, c in pairs]
+        return [judge(c, limit, share, within) for limit, c in pairs]
+
+    @property
+    def pooled_limit(self) -> Limit | None:
+        """The limit on the pooled accuracy of every general accuracy probe (`pooled:2pt`), if any."""
+        return next((x for x in self.limits if x.probe == POOLED), None)
+
+
+def pooled_accuracy(comparisons: list[Comparison]) -> Comparison | None:
+    """One paired comparison over the items of every general probe whose primary metric is an accuracy
+    (each item weighs the same): the sums of items lost, gained and scored make one Tango test. None
+    when no such probe carries a paired 0/1 test."""
+    primary: dict[str, Comparison] = {}
+    for c in comparisons:
+        primary.setdefault(c.probe, c)
+    parts = [
+        c
+        for c in primary.values()
+        if c.role == "general"
+        and c.metric in GLOBAL_METRICS["points"]
+        and (c.test or {}).get("kind") == "paired_binary"
+    ]
+    if not parts:
+        return None
+    lost = sum(int(c.test["lost"]) for c in parts)  # type: ignore[index]
+    gained = sum(int(c.test["gained"]) for c in parts)  # type: ignore[index]
+    n = sum(int(c.test["n"]) for c in parts)  # type: ignore[index]
+    before = sum(c.before * c.n for c in parts) / n
+    d = paired_binary_delta(before, lost, gained, n)
+    names = ", ".join(c.probe for c in parts)
+    result = ProbeResult(POOLED, "pooled", "general", "acc", {}, n, 0.0)
+    return Comparison.paired(result, "acc", True, d, note=f"pooled over {len(parts)} probes: {names}")
 
 
 def _bound(limit: Limit, found: list[Comparison]) -> Comparison | None:

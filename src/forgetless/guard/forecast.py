@@ -45,9 +45,11 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
+from forgetless.metrics.paired_tests import data_seed
+
 B_RANGE = (0.05, 1.5)  # up to a mild acceleration (a warmup ending); wider, a flat start reaches any value
 LEVEL = 0.90  # two-sided; its lower end past the limit = 95% one-sided confidence of a crossing
-DRAWS = 400
+DRAWS = 10_000  # bootstrap replicates; the seed is the run's mixed with the series (metrics.resampling)
 MIN_CHECKS = 2  # a change at step 0 and one check make a line, not a curve
 FREE_SHIFT = 4  # checks from which the shift is fitted too
 _B_GRID = np.geomspace(B_RANGE[0], B_RANGE[1], 80)
@@ -143,7 +145,7 @@ def _best(ys: np.ndarray, g: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def fit_power(
-    series: Series, end_step: int, level: float = LEVEL, draws: int = DRAWS, seed: int = 0
+    series: Series, end_step: int, level: float = LEVEL, draws: int = DRAWS, seed: int | None = None
 ) -> Forecast | None:
     """The shifted power law through `series` and its bootstrap forecast at `end_step` (None: too few checks)."""
     steps, ys = np.asarray(series.steps, float), np.asarray(series.changes, float)
@@ -175,7 +177,7 @@ def fit_power(
     if not math.isfinite(birge):
         return forecast
     # Bootstrap: redraw each check about the curve with its (widened) spread, refit each replicate on the grid.
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(data_seed(steps, ys) if seed is None else seed)
     sig = birge / np.sqrt(w)
     reps = fitted[None, :] + sig[None, :] * rng.standard_normal((draws, k))
     pick, a_r = _best(reps, g, w)

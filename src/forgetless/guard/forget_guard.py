@@ -3,8 +3,8 @@
     trainer.add_callback(ForgetGuard(suite="quick", budget="lambada_ppl:10%,5pt", policy="rollback"))
 
 It is `forgetless run`'s guard (`guard.watch.Watch`: verdicts against the limit at a stated false-alarm
-rate, warn / stop / rollback, best
-in-budget weights, auto cadence, decisions broadcast to every rank) for a loop it does not own.
+rate, warn / stop / rollback to the best check shown within budget, auto cadence, decisions broadcast to
+every rank) for a loop it does not own.
 What `forgetless run` does around the Watch, the guard does at `on_train_begin`: it finds the
 trainer (to log through `Trainer.log`, so `report_to` integrations see the checks), takes its
 tokenizer, scores the baseline on the weights training starts from (through the result cache, on
@@ -27,7 +27,8 @@ from forgetless.errors import ConfigError, ForgetlessError
 from forgetless.evaluation.evaluate import score_probe, target_probe
 from forgetless.guard.budget import Budget, probe_metrics
 from forgetless.guard.kl_signal import KLSignal
-from forgetless.guard.watch import POLICIES, Watch, WatchSettings
+from forgetless.guard.policies import POLICIES, policy_problem, rollback_to_problem
+from forgetless.guard.watch import Watch, WatchSettings
 from forgetless.models import LoadedModel
 from forgetless.paths import write_json_atomic
 from forgetless.probes import Probe, ScoreOptions
@@ -44,8 +45,8 @@ class ForgetGuard(TrainerCallback):
     Args:
         suite: a built-in suite name ("quick", "general") or a suite YAML file.
         budget: limits as `forgetless run` takes them: "5%,2pt,lambada_ppl:10%" (or a list of such).
-        policy: "warn" (record breaches), "stop" (stop at the first breach), "rollback" (restore the best
-            in-budget weights, then stop) or "stop_early" (stop at the last step forecast within budget).
+        policy: "warn" (record breaches), "stop" (stop at the first breach) or "rollback" (restore the best
+            earlier weights, see `rollback_to`, then stop). "stop_early" was removed (issue 27).
         every: check every N optimizer steps, or "auto" to keep checks near `overhead` of training time.
         target: the user's task, whose gain picks the rollback point: a file of held-out texts (JSONL with
             `text`, or plain text), or the name of a perplexity probe of the suite. None: the latest in-budget weights.
@@ -56,6 +57,9 @@ class ForgetGuard(TrainerCallback):
             its limit (see `forgetless.guard.sequential`); False scores every item at every check.
         max_length: truncate probe texts to this many tokens (None: the probes' own settings).
         kl: a `KLSignal` on held-out inputs of the new task: logged as kl/base, and bounded by a `kl:` limit.
+        rollback_to: which weights "rollback" restores: "within" (default) the best check shown within budget
+            (every budgeted check `within`), else the base weights; "not_over" the best check not shown over whose
+            estimated losses are all inside their limits (it may never have been shown within).
         trainer: the Trainer, when it is at hand; otherwise it is found on the first event.
         cache: the result cache (default: $FORGETLESS_CACHE or ~/.cache/forgetless).
 
@@ -77,12 +81,17 @@ class ForgetGuard(TrainerCallback):
         sequential: bool = True,
         max_length: int | None = None,
         kl: KLSignal | None = None,
+        rollback_to: str = "within",
         trainer: Any = None,
         cache: ResultCache | None = None,
     ) -> None:
         problems: list[str] = []
-        if policy not in POLICIES:
+        if removed := policy_problem(policy):
+            problems.append(f"policy: {removed}")
+        elif policy not in POLICIES:
             problems.append(f"policy: {unknown_name_error('policy', str(policy), list(POLICIES))}")
+        if wrong := rollback_to_problem(rollback_to):
+            problems.append(wrong)
         if not (every == "auto" or (isinstance(every, int) and not isinstance(every, bool) and every >= 1)):
             problems.append(f"every: must be a whole number of steps >= 1 or 'auto' (got {every!r})")
         if not 0 < overhead <= 1:
@@ -97,12 +106,12 @@ class ForgetGuard(TrainerCallback):
         problems += self.budget.problems(probe_metrics(self.probes), targets)
         if self.budget.kl_limit and kl is None:
             problems.append(f"budget '{self.budget.kl_limit}' bounds the KL signal: pass kl=KLSignal(held_out_texts)")
-        if policy in ("stop", "rollback", "stop_early") and not self.budget:
+        if policy in ("stop", "rollback") and not self.budget:
             problems.append(f"policy '{policy}' needs a budget to hold (e.g. budget='5%,2pt'); without one use 'warn'")
         if problems:
             raise ConfigError("ForgetGuard(...)", problems)
         self.policy, self.every, self.overhead, self.max_length = policy, every, overhead, max_length
-        self.false_alarm, self.sequential, self.kl = false_alarm, sequential, kl
+        self.false_alarm, self.sequential, self.kl, self.rollback_to = false_alarm, sequential, kl, rollback_to
         self.cache = cache or ResultCache()
         self.trainer = trainer
         self.watch: Watch | None = None  # built at each on_train_begin, when output_dir and the model are known
@@ -148,6 +157,7 @@ class ForgetGuard(TrainerCallback):
             state_dir=state_dir,
             budget=self.budget,
             policy=self.policy,
+            rollback_to=self.rollback_to,
             every=None if self.every == "auto" else int(self.every),
             overhead=self.overhead,
             target=self.target,
@@ -203,7 +213,8 @@ class ForgetGuard(TrainerCallback):
 
     @property
     def history(self) -> dict[str, Any]:
-        """Every check (step, values, budget checks, within), every breach, what was done (`stopped`)."""
+        """Every check (step, values, budget checks, `status` within / inconclusive / over), every breach, what
+        was done (`stopped`, with `restored_step` and `restored_why` after a rollback)."""
         return self.watch.history if self.watch else {}
 
     def report(self) -> dict[str, Any]:

@@ -4,10 +4,10 @@ Early in a fine-tune most checks end `within` long before every item is scored. 
 scores a random part of each probe's items (the same part of the baseline's items), judges the
 budget on it and stops if every budgeted probe is already `within`; otherwise it scores the next
 part, up to all of them. Only the full look may call a probe `over`: stopping early can only remove
-alarms, so the run's false-alarm rate (guard.watch) is the same as with full checks. A part may say
-`within` only at the check's level split over the parts (Bonferroni), so the chance that a loss at
-its limit is called within at some part is at most what one full look allows. A check whose verdict
-stays open costs one full check plus the comparisons of the parts (milliseconds).
+alarms, so the run's false-alarm rate (guard.watch) is the same as with full checks. Each look may say
+`within` only at its share of the check's within level (a tenth to each part, the rest, 80%, to the full
+set: Bonferroni), so the chance that a loss at its limit is called within at some look is at most that
+level. A check whose verdict stays open costs one full check plus the comparisons of the parts (milliseconds).
 
 Parts are nested random samples (a permutation seeded by the probe's `seed`), so each look's
 interval is a paired interval on a random sample of the probe's items. Probe kinds that cannot score
@@ -28,6 +28,7 @@ from forgetless.guard.budget import Budget
 from forgetless.probes import Comparison, Probe, ProbeResult, take_items
 
 PARTS = (0.25, 0.5)  # the item shares after which a check may stop; the full set is always the last look
+PART_WITHIN = 0.1  # the share of a check's within level each part look spends; the full set keeps the rest
 
 
 class Part(Probe):
@@ -59,6 +60,7 @@ class SequentialScorer:
 
     def __init__(self, probes: list[Probe], tokenizer: Any, baseline: dict[str, Any], parts: tuple[float, ...] = PARTS):
         self.probes, self.parts = probes, parts
+        self._full_within = 1.0 - PART_WITHIN * len(parts)  # the full look keeps most of the check's within level
         self.prepared = [p.prepare(tokenizer) for p in probes]
         self.baseline = {r["name"]: ProbeResult.from_dict(_strip(r)) for r in baseline["probes"]}
         self.order = [self._order(p, prep) for p, prep in zip(probes, self.prepared, strict=True)]
@@ -71,11 +73,19 @@ class SequentialScorer:
         return np.random.default_rng(probe.config.seed).permutation(n).tolist()
 
     def check(
-        self, score: Callable[[Probe], ProbeResult], budget: Budget, alpha: float, extra: list[Comparison] = ()
+        self,
+        score: Callable[[Probe], ProbeResult],
+        budget: Budget,
+        alpha: float,
+        extra: list[Comparison] = (),
+        within: float | None = None,
     ) -> SequentialCheck:
-        """Look after each part (at alpha / parts, `within` only) and at the full set (at alpha).
+        """Look after each part (`within` only) and at the full set (`over` at `alpha`). The check's
+        `within` level (default `alpha`) is split over its looks (a tenth to each part, the rest to the full
+        set), so a loss at its limit is called within at some look no more often than one full look allows.
 
         `extra`: comparisons measured apart from the items (the KL signal), judged at every look with the rest."""
+        within = alpha if within is None else within
         scored: list[list[ProbeResult]] = [[] for _ in self.probes]
         shares = [*self.parts, 1.0]
         for look, share in enumerate(shares, start=1):
@@ -86,10 +96,9 @@ class SequentialScorer:
                     continue
                 scored[i].append(score(Part(probe, self.prepared[i], self._new_indices(i, look))))
             full = share >= 1.0
-            level = alpha if full else alpha / len(self.parts)
             results, comparisons = self._compare(scored)
             comparisons += extra
-            checks = budget.check(comparisons, level)
+            checks = budget.check(comparisons, alpha, within * (PART_WITHIN if not full else self._full_within))
             if full or (checks and all(c.status == "within" for c in checks)):
                 current = {"probes": [r.to_dict() for r in results]}
                 return SequentialCheck(current, comparisons, checks, share, look)

@@ -34,8 +34,11 @@ def _factor(c: Comparison, unit: str) -> float:
     return 100.0 if unit == "points" else 1.0
 
 
-def judge(c: Comparison, limit: Any, share: float) -> BudgetCheck:
-    """`c` against `limit` (a guard.budget.Limit), each one-sided test at level `share`."""
+def judge(c: Comparison, limit: Any, over: float, within: float | None = None) -> BudgetCheck:
+    """`c` against `limit` (a guard.budget.Limit): `over` at one-sided level `over`, `within` at `within`
+    (default: the same level). The interval [low, high] of the loss is the set of limits neither test
+    rejects: `over` exactly when low > limit, `within` exactly when high < limit."""
+    within = over if within is None else within
     sign = 1.0 if c.higher_is_better else -1.0  # a loss is a fall of a higher-is-better metric
     factor = _factor(c, limit.unit)
 
@@ -45,15 +48,14 @@ def judge(c: Comparison, limit: Any, share: float) -> BudgetCheck:
     relative = limit.unit == "percent" and c.relative is not None
     change = 100.0 * c.relative if relative else loss(c.delta)  # type: ignore[operator]
     amount = limit.amount
-    if c.test is None:  # a document from before saved tests: its 95% interval is all there is
-        return _from_interval(c, limit, change, loss)
+    if c.test is None:  # a document from before saved tests, or lm-eval without samples: its 95% interval
+        return _from_interval(c, limit, change, loss, over, within)
     test = paired_test_from_dict(c.test)
     worse, better = ("less", "greater") if c.higher_is_better else ("greater", "less")
     p_over = test.p_value(-sign * (amount + tolerance(amount)) / factor, worse)
     p_within = test.p_value(-sign * (amount - tolerance(amount)) / factor, better)
-    level = 1.0 - 2.0 * share
-    low, high = sorted(loss(x) for x in test.interval(level)) if test.n > 1 else (math.nan, math.nan)
-    status = "over" if p_over <= share else "within" if p_within <= share else "inconclusive"
+    low, high = _bounds(test, loss, over, within) if test.n > 1 else (math.nan, math.nan)
+    status = "over" if p_over <= over else "within" if p_within <= within else "inconclusive"
     finite = math.isfinite(low) and math.isfinite(high)
     return BudgetCheck(
         c.probe,
@@ -64,10 +66,20 @@ def judge(c: Comparison, limit: Any, share: float) -> BudgetCheck:
         status,
         low if finite else None,
         high if finite else None,
-        level,
+        1.0 - over - within,
         p_over,
         _items_to_decide(c.n, low, high, change, amount) if status == "inconclusive" and finite else None,
+        over,
+        within,
+        p_within,
     )
+
+
+def _bounds(test: Any, loss: Any, over: float, within: float) -> tuple[float, float]:
+    """The loss's lower end at one-sided `over` and its upper end at one-sided `within`."""
+    low = min(loss(x) for x in test.interval(1.0 - 2.0 * over))
+    high = max(loss(x) for x in test.interval(1.0 - 2.0 * within))
+    return low, high
 
 
 def _items_to_decide(n: int, low: float, high: float, change: float, limit: float) -> int | None:
@@ -79,13 +91,18 @@ def _items_to_decide(n: int, low: float, high: float, change: float, limit: floa
     return math.ceil(n * ((high - low) / 2.0 / gap) ** 2)
 
 
-def _from_interval(c: Comparison, limit: Any, change: float, loss: Any) -> BudgetCheck:
-    """Judged on the saved 95% interval alone (no test saved: an old document or a bootstrap)."""
+def _from_interval(c: Comparison, limit: Any, change: float, loss: Any, over: float, within: float) -> BudgetCheck:
+    """Judged on the saved 95% interval alone (no test saved). Its ends are one-sided 97.5% bounds, so
+    they decide only a question asked at a level of 2.5% or more; anything stricter stays inconclusive."""
     if c.low is None or c.high is None:
         return BudgetCheck(c.probe, c.metric, change, limit.amount, limit.unit, "inconclusive")
     low, high = sorted((loss(c.low), loss(c.high)))
     if limit.unit == "percent" and c.relative is not None:  # the interval of delta, in percent of before
         low, high = sorted((100.0 * c.low / c.before, 100.0 * c.high / c.before))
-    edge = tolerance(limit.amount)
-    status = "over" if low > limit.amount + edge else "within" if high < limit.amount - edge else "inconclusive"
+    edge, saved = tolerance(limit.amount), 0.025
+    status = "inconclusive"
+    if low > limit.amount + edge and over >= saved:
+        status = "over"
+    elif high < limit.amount - edge and within >= saved:
+        status = "within"
     return BudgetCheck(c.probe, c.metric, change, limit.amount, limit.unit, status, low, high, 0.95)

@@ -3,24 +3,27 @@
 A TrainerCallback. At watched steps it scores the probes on the weights as they are (rank 0 only;
 results go through the content cache, so the stage's final evaluation reuses the last check), compares
 them item by item with the baseline, checks the budget and follows the policy: `warn` (record the
-breach and go on), `stop` (stop here, keep these weights) or `rollback` (restore the best weights
-within budget: most target gain, else the latest, else the starting weights; then stop) or
-`stop_early` (stop at the last step the forecast keeps within budget, see guard.early_stop). Checks
-before the last are sequential (guard.sequential): parts of the items first, all only when needed.
-After each check but the last, every budgeted change is forecast at the run's end (guard.forecast).
+breach and go on), `stop` (stop here, keep these weights) or `rollback` (restore the best earlier
+weights, then stop). Which weights a rollback restores is `rollback_to`: `within` (default) the check
+with the most target gain (else the latest) among those shown within budget, every budgeted check
+`within`; `not_over` the same among checks not shown over whose estimated losses all lie inside
+their limits, which may restore weights never shown within. The base weights (step 0) are the
+fallback either way, and the decision says which check was restored and why. Checks before the
+last are sequential (guard.sequential): parts of the items first, all only when needed. After each
+check but the last, every budgeted change is forecast at the run's end (guard.forecast): logged and
+saved, never acted on.
 
 A run is stopped or rolled back only on an `over` verdict (the interval of a loss wholly past its
 limit; see `guard.budget`), never on an inconclusive one. The run's false-alarm rate `false_alarm`
 (default 5%: the chance that a run whose probes stay within their limits is stopped or rolled back)
-is spent over the checks: half on the last step's check, which is the run's verdict, and half over
-the checks before it in proportion to the steps each covers (linear alpha spending, Lan & DeMets
-1983, Biometrika 70:659-663). The shares sum to at most the rate whatever the cadence (`every:
-auto` included) and however the checks depend on each other (they reuse the same items), by the
-union bound. `check_alpha` gives a check's share; each is split again over the budgeted probes.
+is spent over the checks as guard.procedure says (`check_alpha` gives a check's share; each is split
+again over the budgeted probes); the shares sum to at most the rate whatever the cadence.
 
-The decision is taken once, on rank 0, and broadcast, so every rank stops (and restores the same
-file) at the same step. Every check is logged through `Trainer.log` (so to `report_to`) and saved in
-`watch.json` with the best weights, so a resumed run keeps its history. With `every=None` checks
+Each check's point records `status` (guard.budget's verdict of all its checks: within, inconclusive or
+over; step 0, the baseline, is within) and is logged through `Trainer.log` (so to `report_to`), with
+`watch/budget_status` = 1.0 within, 0.0 inconclusive, -1.0 over. The decision is taken once, on rank 0,
+and broadcast, so every rank stops (and restores the same file) at the same step. Every check is saved
+in `watch.json` with the best weights, so a resumed run keeps its history. With `every=None` checks
 cost about `overhead` (10%) of training time: the interval is the check's cost over 10% of a step's;
 the last step is always checked, free when the final evaluation scores the same probes.
 """
@@ -40,19 +43,23 @@ from transformers import TrainerCallback
 
 from forgetless.cache import ResultCache
 from forgetless.distributed import broadcast, is_main_process
+from forgetless.errors import ForgetlessError
 from forgetless.evaluation.audit import compare_evals
 from forgetless.evaluation.evaluate import score_probe
-from forgetless.guard import early_stop
+from forgetless.evaluation.results import BudgetCheck, budget_status
 from forgetless.guard.budget import DEFAULT_ALPHA, Budget, estimates_within, over_budget
 from forgetless.guard.forecast_watch import forecast_checks, summary
+from forgetless.guard.policies import POLICIES, REMOVED, ROLLBACK_TO
+from forgetless.guard.procedure import over_share
 from forgetless.guard.resolution import unresolvable
 from forgetless.guard.sequential import SequentialCheck, SequentialScorer
 from forgetless.models import LoadedModel
 from forgetless.paths import write_json_atomic
 from forgetless.probes import Probe, ProbeResult, ScoreOptions
 
-POLICIES = ("warn", "stop", "rollback", "stop_early")
 log = logging.getLogger(__name__)
+# `watch/budget_status`: a check's status as one number a dashboard can plot.
+STATUS_VALUES = {"within": 1.0, "inconclusive": 0.0, "noise": 0.0, "over": -1.0}
 
 
 @dataclass
@@ -62,6 +69,7 @@ class WatchSettings:
     state_dir: Path  # watch.json and the best weights, kept for resume and the report
     budget: Budget = field(default_factory=lambda: Budget([]))
     policy: str = "warn"
+    rollback_to: str = "within"  # within: the best check shown within budget; not_over: see the module
     every: int | None = None  # None: the cadence keeps checks near `overhead` of training time
     overhead: float = 0.10
     target: str | None = None  # the probe whose gain picks the rollback point
@@ -72,20 +80,18 @@ class WatchSettings:
 
 
 def check_alpha(false_alarm: float, step: int, previous: int, max_steps: int) -> float:
-    """The false-alarm share of a check at `step` whose previous check was at `previous`.
-
-    The last step's check gets half the rate; the checks before it share the other half in
-    proportion to the steps since the previous check (linear spending over the run's steps).
-    """
-    if step >= max_steps:
-        return false_alarm / 2.0
-    return false_alarm / 2.0 * max(0, step - previous) / max(1, max_steps)
+    """The over-share of a check at `step` whose previous check was at `previous` (guard.procedure)."""
+    return over_share(false_alarm, step, previous, max_steps)
 
 
 class Watch(TrainerCallback):
     def __init__(self, settings: WatchSettings, tokenizer: Any, cache: ResultCache | None = None) -> None:
+        if settings.policy in REMOVED:
+            raise ForgetlessError(*REMOVED[settings.policy])
         if settings.policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {settings.policy!r}")
+        if settings.rollback_to not in ROLLBACK_TO:
+            raise ValueError(f"rollback_to must be one of {ROLLBACK_TO}, got {settings.rollback_to!r}")
         if not 0.0 < settings.false_alarm < 1.0:
             raise ValueError(f"false_alarm must be strictly between 0 and 1, got {settings.false_alarm!r}")
         self.settings, self.tokenizer = settings, tokenizer
@@ -98,7 +104,6 @@ class Watch(TrainerCallback):
         self._parts: SequentialScorer | None = None  # built at the first check that can stop early
         self._last_check = 0
         self._steps_timed = 0
-        self._plan: dict[str, Any] | None = None  # stop_early: the stop the latest forecast planned
 
     def attach(self, trainer: Any) -> None:
         """Given the trainer so checks are logged through `Trainer.log` (and so to `report_to`)."""
@@ -131,12 +136,7 @@ class Watch(TrainerCallback):
             check = (model, state.global_step, state.max_steps)
             decision = broadcast(self._check(*check) if is_main_process() else None)
             self._last_check = state.global_step
-            self._plan = decision.get("plan")
-        due = self._plan is not None and state.global_step >= self._plan["step"]
-        if due and not (decision and decision["action"] in ("stop", "rollback")):
-            decision = early_stop.decision(self._plan, state.global_step)
-            self.history["events"].append(decision)
-        if decision and decision["action"] in ("stop", "rollback", "stop_early"):
+        if decision and decision["action"] in ("stop", "rollback"):
             if decision["action"] == "rollback" and decision.get("restore"):
                 from safetensors.torch import load_model
 
@@ -186,12 +186,12 @@ class Watch(TrainerCallback):
             if settings.sequential and settings.budget and not last:  # the last check is the run's verdict: whole
                 if self._parts is None:
                     self._parts = SequentialScorer(settings.probes, self.tokenizer, settings.baseline)
-                return self._parts.check(score, settings.budget, alpha, kl)
+                return self._parts.check(score, settings.budget, alpha, kl, within=settings.false_alarm)
             current = {"probes": [score(probe).to_dict() for probe in settings.probes]}
         finally:
             model.train(was_training)
         comparisons = compare_evals(settings.probes, settings.baseline, current) + kl
-        checks = settings.budget.check(comparisons, alpha) if settings.budget else []
+        checks = settings.budget.check(comparisons, alpha, settings.false_alarm) if settings.budget else []
         return SequentialCheck(current, comparisons, checks, 1.0, 1)
 
     def _record_start(self, model: Any) -> None:
@@ -199,7 +199,7 @@ class Watch(TrainerCallback):
         point = {
             "step": 0,
             "seconds": 0.0,
-            "within": True,
+            "status": "within" if self.settings.budget else None,
             "target_change": 0.0,
             "checks": [],
             "values": {},
@@ -209,7 +209,7 @@ class Watch(TrainerCallback):
         self.history["points"].append(point)
         # Limits the items cannot resolve, judged at the last check's level (the widest any check gets).
         s = self.settings
-        self.history["notes"] = unresolvable(s.budget, s.probes, s.baseline, s.false_alarm / 2)
+        self.history["notes"] = unresolvable(s.budget, s.probes, s.baseline, s.false_alarm)
         for note in self.history["notes"]:
             log.warning(note)
         if self.settings.policy == "rollback":
@@ -223,6 +223,7 @@ class Watch(TrainerCallback):
         measured = self._measure(model, step, alpha, last)
         comparisons, checks = measured.comparisons, measured.checks
         over = over_budget(checks)
+        status = budget_status(checks)
         target = next((c for c in comparisons if c.probe == self.settings.target), None)
         point = {
             "step": step,
@@ -231,37 +232,70 @@ class Watch(TrainerCallback):
             "items_share": measured.share,  # < 1: a sequential check decided on part of the items
             "checks": [c.to_dict() for c in checks],
             "alpha": alpha,  # this check's share of the run's false-alarm rate
-            "within": not over,  # no check over: the guard acts only on `over`
+            "status": status,  # within | inconclusive | over; None without a budget
             "target_change": None if target is None else target.relative,
         }
         kl = next((c for c in comparisons if c.metric == "kl"), None)
         if kl is not None:  # the KL from the base at this check (guard.kl_signal), and its signal so far
             point["kl"], self.history["kl"] = kl.after, self.settings.kl.report()
-        action = "continue"
-        if over:
-            action = {"warn": "warn", "stop_early": "stop"}.get(self.settings.policy, self.settings.policy)
-        elif self.settings.policy == "rollback" and estimates_within(checks) and self._better_than_best(point):
-            # A rollback point must be better than "not proven over": every estimated loss inside its limit.
+        action = self.settings.policy if over else "continue"  # the guard acts only on `over`
+        restorable = not over and self.settings.policy == "rollback" and self._restorable(checks, status)
+        if restorable and self._better_than_best(point):
             self._save_best(model, point)
+        # The forecast is informational: logged and saved, never acted on.
         forecasts = [] if last else forecast_checks([*self.history["points"], point], max_steps)
         point["forecast"] = [summary(f) for f in forecasts]
         if forecasts:
             self.history["forecast"] = {"made_at": step, "forecasts": [f.to_dict() for f in forecasts]}
-        planned = early_stop.plan(forecasts, step) if self.settings.policy == "stop_early" and not over else None
         point["seconds"] = time.perf_counter() - start
         self.history["watch_seconds"] += point["seconds"]
         self.history["points"].append(point)
-        decision = {"action": action, "step": step, "over": [c.to_dict() for c in over]}
-        decision["plan"] = planned.to_dict() if planned else None
+        decision: dict[str, Any] = {"action": action, "step": step, "over": [c.to_dict() for c in over]}
         if over:
-            best = self.history["best"]
-            decision["restore"] = str(self.best_path) if action == "rollback" and best else None
-            decision["restored_step"] = best["step"] if action == "rollback" and best else None
+            best = self.history["best"] if action == "rollback" else None
+            decision["restore"] = str(self.best_path) if best else None
+            decision["restored_step"] = best["step"] if best else None
+            if best:
+                decision["restored_why"] = self._restored_why(best)
             decision["why"] = "; ".join(c.describe() for c in over)
             self.history["events"].append(decision)
         write_json_atomic(self.state_path, self.history)
         self._log(point)
         return decision
+
+    def _restorable(self, checks: list[BudgetCheck], status: str | None) -> bool:
+        """Whether a check's weights may be rolled back to (`rollback_to`; none over, the caller checked)."""
+        if self.settings.rollback_to == "within":
+            return status == "within"  # every budgeted check shown within its limit
+        return estimates_within(checks)  # not_over: not shown over, every estimated loss inside its limit
+
+    def _restored_why(self, best: dict[str, Any]) -> str:
+        """Which checkpoint a rollback restores, and why, in words."""
+        rule = self.settings.rollback_to
+        if best["step"] == 0:
+            restorable = [p for p in self.history["points"] if p["step"] > 0 and self._restorable_point(p)]
+            if not restorable:
+                none = (
+                    "no check was shown within budget"
+                    if rule == "within"
+                    else "no check was both not over budget and with every estimated loss inside its limit"
+                )
+            else:
+                shown = "shown within budget" if rule == "within" else "not over budget"
+                none = f"no check {shown} gained on the target"
+            return f"{none}; the base weights (step 0) were restored"
+        ranked = "most target gain" if self.settings.target else "the latest"
+        if rule == "within":
+            return f"restored step {best['step']}: the best check shown within budget ({ranked})"
+        status = best.get("status") or "not recorded"
+        return (
+            f"restored step {best['step']}: the best check not shown over budget with every estimated loss inside "
+            f"its limit ({ranked}; rollback_to not_over; its status: {status})"
+        )
+
+    def _restorable_point(self, point: dict[str, Any]) -> bool:
+        checks = [BudgetCheck(**c) for c in point.get("checks", [])]
+        return not over_budget(checks) and self._restorable(checks, budget_status(checks))
 
     def _better_than_best(self, point: dict[str, Any]) -> bool:
         best = self.history["best"]
@@ -276,7 +310,11 @@ class Watch(TrainerCallback):
         partial = self.best_path.with_name(self.best_path.name + ".partial")
         save_model(model, str(partial))
         os.replace(partial, self.best_path)  # never a half-written file to roll back to
-        self.history["best"] = {"step": point["step"], "target_change": point["target_change"]}
+        self.history["best"] = {
+            "step": point["step"],
+            "target_change": point["target_change"],
+            "status": point.get("status"),
+        }
 
     def _log(self, point: dict[str, Any]) -> None:
         if self.trainer is None:
@@ -284,7 +322,8 @@ class Watch(TrainerCallback):
         logs = {f"watch/{name}/{metric}": value for name, (metric, value) in point["values"].items()}
         if point["target_change"] is not None:
             logs["watch/target_change"] = point["target_change"]
-        logs["watch/within_budget"] = float(point["within"])
+        if point.get("status") in STATUS_VALUES:  # 1.0 within, 0.0 inconclusive, -1.0 over; none without a budget
+            logs["watch/budget_status"] = STATUS_VALUES[point["status"]]
         logs["watch/seconds"] = point["seconds"]
         logs["watch/items_share"] = point.get("items_share", 1.0)
         for f in point.get("forecast", []):  # the change forecast at the run's last step, in the limit's unit
@@ -303,6 +342,7 @@ class Watch(TrainerCallback):
             **self.history,
             "budget": str(self.settings.budget),
             "policy": self.settings.policy,
+            "rollback_to": self.settings.rollback_to,
             "false_alarm": self.settings.false_alarm,
             "probes": [p.config.name for p in self.settings.probes],
             **({"kl": self.settings.kl.report()} if self.settings.kl is not None else {}),  # the KL at every log

@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from forgetless.metrics.paired_tests import PairedBinaryTest, PairedMeanTest, PairedTest, wilson_interval
+from forgetless.metrics.paired_tests import (
+    BOOTSTRAP_MIN,
+    BootstrapMeanTest,
+    PairedBinaryTest,
+    PairedMeanTest,
+    PairedTest,
+    data_seed,
+    wilson_interval,
+)
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,7 @@ def bootstrap_interval(stat_samples: ArrayLike, level: float = 0.95) -> tuple[fl
     return float(low), float(high)
 
 
-def bootstrap_indices(n: int, n_boot: int = 1000, seed: int = 0) -> NDArray[np.int64]:
+def bootstrap_indices(n: int, n_boot: int = 10_000, seed: int = 0) -> NDArray[np.int64]:
     """Resampling indices of shape ``(n_boot, n)``, drawn from ``range(n)``.
 
     Drawn with replacement by ``np.random.default_rng(seed).integers``. Row ``r``
@@ -158,16 +166,20 @@ def bootstrap_indices(n: int, n_boot: int = 1000, seed: int = 0) -> NDArray[np.i
 
 
 def paired_mean_delta(before: ArrayLike, after: ArrayLike, level: float = 0.95) -> PairedDelta:
-    """Change in mean score on the same items: Student's t on the per-item differences.
+    """Change in mean score on the same items: the t statistic of the per-item differences.
 
     ``delta = mean(after) - mean(before)``; ``stderr`` is :func:`mean_stderr` of ``after - before``;
-    the interval and the two-sided ``p_value`` come from the same t statistic
-    (:class:`~forgetless.metrics.paired_tests.PairedMeanTest`).
+    the interval and the two-sided ``p_value`` come from the same statistic, referred to Student's t
+    (:class:`~forgetless.metrics.paired_tests.PairedMeanTest`) below 20 items, and to its studentized
+    bootstrap distribution (:class:`~forgetless.metrics.paired_tests.BootstrapMeanTest`, 10,000
+    resamples, robust in the tails) from 20 items.
     """
     b, a = _check_paired(before, after)
     diffs = a - b
     sd = float(np.std(diffs, ddof=1)) if diffs.size > 1 else float("nan")
-    test = PairedMeanTest(float(diffs.mean()), sd, int(diffs.size))
+    test: PairedTest = PairedMeanTest(float(diffs.mean()), sd, int(diffs.size))
+    if diffs.size >= BOOTSTRAP_MIN and sd > 0:  # robust tails for the budget's small levels
+        test = BootstrapMeanTest(test.estimate, sd, test.n, tuple(diffs.tolist()), seed=data_seed(b, a))
     return _from_test(float(b.mean()), float(a.mean()), test, mean_stderr(diffs), level)
 
 
@@ -230,3 +242,13 @@ def paired_accuracy_delta(before_correct: ArrayLike, after_correct: ArrayLike, l
     lost, gained = int(np.sum(before_ok & ~after_ok)), int(np.sum(~before_ok & after_ok))
     test = PairedBinaryTest(lost=lost, gained=gained, n=int(b_arr.size))
     return _from_test(float(b_arr.mean()), float(a_arr.mean()), test, mean_stderr(a_arr - b_arr), level)
+
+
+def paired_binary_delta(before: float, lost: int, gained: int, n: int, level: float = 0.95) -> PairedDelta:
+    """`paired_accuracy_delta` from its sufficient statistics: accuracy `before` on `n` items, of which
+    `lost` went right -> wrong and `gained` wrong -> right (the same Tango test, the same stderr)."""
+    test = PairedBinaryTest(lost=lost, gained=gained, n=n)
+    diff_mean = (gained - lost) / n
+    second = (gained + lost) / n  # mean of squared per-item differences (each -1, 0 or 1)
+    stderr = math.sqrt(max(0.0, second - diff_mean**2) * n / (n - 1) / n) if n > 1 else math.nan
+    return _from_test(before, before + diff_mean, test, stderr, level)

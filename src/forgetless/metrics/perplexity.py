@@ -14,7 +14,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from forgetless.metrics.intervals import PairedDelta, _as_vector, _check_level
-from forgetless.metrics.paired_tests import LogRatioTest
+from forgetless.metrics.paired_tests import BOOTSTRAP_MIN, BootstrapLogRatioTest, LogRatioTest, data_seed
 
 
 def _check_nll(nll_sum: float, name: str = "nll_sum") -> float:
@@ -127,7 +127,9 @@ def paired_perplexity_delta(
     ``delta = after - before`` (positive = worse); ``relative`` is the degradation
     ``after / before - 1``. The interval and the two-sided ``p_value`` come from one t statistic
     on ``log(after / before) = sum(nll_after - nll_before) / sum(tokens)`` with its delta-method
-    standard error over documents (:class:`~forgetless.metrics.paired_tests.LogRatioTest`), mapped
+    standard error over documents, referred to Student's t below 20 documents
+    (:class:`~forgetless.metrics.paired_tests.LogRatioTest`) and to its studentized bootstrap
+    distribution from 20 (:class:`~forgetless.metrics.paired_tests.BootstrapLogRatioTest`), mapped
     to the perplexity scale; ``stderr`` is that of ``delta`` to first order.
 
     Args:
@@ -141,7 +143,14 @@ def paired_perplexity_delta(
     ppl_before = perplexity(float(before.sum()), float(tok.sum()))
     ppl_after = perplexity(float(after.sum()), float(tok.sum()))
     diffs = after - before
-    test = LogRatioTest(float(diffs.sum() / tok.sum()), ratio_stderr(diffs, tok), int(before.size), ppl_before)
+    test: LogRatioTest = LogRatioTest(
+        float(diffs.sum() / tok.sum()), ratio_stderr(diffs, tok), int(before.size), ppl_before
+    )
+    if before.size >= BOOTSTRAP_MIN and test.stderr > 0:  # robust tails for the budget's small levels
+        seed = data_seed(before, after, tok)
+        test = BootstrapLogRatioTest(
+            test.log_ratio, test.stderr, test.n, ppl_before, tuple(diffs.tolist()), tuple(tok.tolist()), seed=seed
+        )
     low, high = test.interval(level) if before.size > 1 else (float("nan"), float("nan"))
     return PairedDelta(
         before=ppl_before,

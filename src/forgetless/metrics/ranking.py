@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy import stats
 
 from forgetless.metrics.intervals import (
     PairedDelta,
@@ -18,6 +19,7 @@ from forgetless.metrics.intervals import (
     bootstrap_indices,
     bootstrap_interval,
 )
+from forgetless.metrics.paired_tests import BOOTSTRAP_DRAWS, data_seed
 
 
 def ranks(values: ArrayLike) -> NDArray[np.float64]:
@@ -50,29 +52,46 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float:
     return float(_pearson_rows(ranks(a), ranks(b)))
 
 
-def _bootstrap_spearman(gold: NDArray, scores: NDArray, idx: NDArray) -> NDArray[np.float64]:
-    # Ranks are recomputed inside each replicate: a resample has its own ties and its own order.
-    return np.array([spearman(gold[row], scores[row]) for row in idx])
+def _bootstrap_spearman(gold: NDArray, scores: NDArray, idx: NDArray, *more: NDArray) -> NDArray[np.float64]:
+    """Spearman's rho of gold with each of `scores, *more` in every replicate (rows of `idx`): shape (k, B).
+    Ranks are recomputed inside each replicate: a resample has its own ties and its own order."""
+    out = []
+    for rows in np.array_split(idx, max(1, len(idx) // 1000)):
+        gold_ranks = stats.rankdata(gold[rows], axis=1)
+        out.append([_pearson_rows(gold_ranks, stats.rankdata(s[rows], axis=1)) for s in (scores, *more)])
+    return np.concatenate(out, axis=1)
 
 
-def spearman_interval(gold: ArrayLike, scores: ArrayLike, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap interval of spearman(gold, scores), resampling items."""
+def spearman_interval(
+    gold: ArrayLike, scores: ArrayLike, n_boot: int = BOOTSTRAP_DRAWS, seed: int | None = None
+) -> tuple[float, float]:
+    """95% percentile bootstrap interval of spearman(gold, scores), resampling items (10,000 resamples; the
+    seed, unless given, is the run's mixed with the data: metrics.resampling)."""
     g, s = _check_paired(gold, scores)
-    return bootstrap_interval(_bootstrap_spearman(g, s, bootstrap_indices(g.size, n_boot, seed)))
+    seed = data_seed(g, s) if seed is None else seed
+    return bootstrap_interval(_bootstrap_spearman(g, s, bootstrap_indices(g.size, n_boot, seed))[0])
 
 
 def paired_spearman_delta(
-    gold: ArrayLike, before: ArrayLike, after: ArrayLike, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+    gold: ArrayLike,
+    before: ArrayLike,
+    after: ArrayLike,
+    n_boot: int = BOOTSTRAP_DRAWS,
+    seed: int | None = None,
+    level: float = 0.95,
 ) -> PairedDelta:
     """Change of Spearman's rho with the same gold on the same items: after - before, paired bootstrap.
 
     Each replicate resamples items once and computes both correlations on that resample, so the
     items' shared difficulty cancels out of the delta. ``delta > 0``: the similarities rank better.
+    10,000 resamples; the seed, unless given, is the run's mixed with the data (metrics.resampling).
     """
     g, b = _check_paired(gold, before)
     _, a = _check_paired(gold, after)
+    seed = data_seed(g, b, a) if seed is None else seed
     idx = bootstrap_indices(g.size, n_boot, seed)
-    diffs = _bootstrap_spearman(g, a, idx) - _bootstrap_spearman(g, b, idx)
+    rho_a_b = _bootstrap_spearman(g, a, idx, b)
+    diffs = rho_a_b[0] - rho_a_b[1]
     low, high = bootstrap_interval(diffs, level)
     rho_b, rho_a = spearman(g, b), spearman(g, a)
     return PairedDelta(

@@ -4,9 +4,10 @@ The first method of the run that has a strength (L2-SP alpha, EWC lambda, replay
 is tried at each candidate value on a short run (a quarter of the steps); the better half go on to a
 run twice as long, and so on until one candidate trains for the full steps (Jamieson & Talwalkar,
 "Non-stochastic Best Arm Identification and Hyperparameter Optimization", AISTATS 2016). "Better"
-means: within the forgetting budget first, then the most target gain (the stage's held-out
-perplexity falling the most). Every trial is a whole `run` in its own folder under `auto/`, and
-auto.json lists them all. The last rung's run is the result.
+means: shown within the forgetting budget first, then inconclusive, then over (each trial's `status`,
+guard.budget), and among equals the most target gain (the stage's held-out perplexity falling the
+most). Every trial is a whole `run` in its own folder under `auto/`, and auto.json lists them all.
+The last rung's run is the result.
 
 A stronger regularizer keeps more and gains less, so the winner is usually the weakest setting that
 still meets the budget; short runs forget less than long ones, which is why candidates that pass
@@ -103,7 +104,7 @@ def auto_search(
         "budget": str(config.guard.budget),
         "rungs": rungs,
         "trials": trials,
-        "chosen": {"value": best["value"], "within_budget": best["within_budget"], "run": best["run"]},
+        "chosen": {"value": best["value"], "status": best["status"], "run": best["run"]},
     }
     write_json_atomic(out / "auto.json", report)
     write_text_atomic(out / "auto.md", auto_markdown(report))
@@ -127,33 +128,40 @@ def _summary(result: dict[str, Any], value: float, steps: int, rung: int, run_di
         "steps": steps,
         "rung": rung,
         "target_change": None if target is None else target["relative"],
-        "within_budget": result["guard"]["within_budget"],
+        "status": result["guard"]["status"],  # within | inconclusive | over (None: nothing budgeted)
         "checks": result["guard"]["final"],
         "run": str(run_dir),
     }
 
 
-def _rank(trial: dict[str, Any]) -> tuple[bool, float]:
-    # Within budget first; then the largest fall of the target's perplexity (most negative change).
+STATUS_RANK = {"within": 0, "inconclusive": 1}  # then over, or nothing checked
+
+
+def _rank(trial: dict[str, Any]) -> tuple[int, float]:
+    # Shown within budget first, then inconclusive; then the largest fall of the target's perplexity.
     change = trial["target_change"]
-    return (not trial["within_budget"], change if change is not None else math.inf)
+    return (STATUS_RANK.get(trial["status"], 2), change if change is not None else math.inf)
 
 
 def auto_markdown(report: dict[str, Any]) -> str:
     lines = [
-        f"# forgetless --auto: {report['method']}.{report['field']} within budget `{report['budget']}`",
+        f"# forgetless --auto: {report['method']}.{report['field']} against budget `{report['budget']}`",
         "",
         f"Successive halving over {report['candidates']} in {report['rungs']} rungs; chosen "
-        f"**{report['field']} = {report['chosen']['value']:g}** "
-        f"({'within' if report['chosen']['within_budget'] else 'OVER'} budget).",
+        f"**{report['field']} = {report['chosen']['value']:g}** ({_status_text(report['chosen']['status'])}).",
         "",
-        f"| rung | steps | {report['field']} | target perplexity change | within budget | run |",
+        f"| rung | steps | {report['field']} | target perplexity change | budget status | run |",
         "|---|---|---|---|---|---|",
     ]
     for t in report["trials"]:
         change = "-" if t["target_change"] is None else f"{t['target_change']:+.1%}"
-        lines.append(
-            f"| {t['rung']} | {t['steps']} | {t['value']:g} | {change} | {'yes' if t['within_budget'] else 'no'} "
-            f"| {t['run']} |"
-        )
+        lines.append(f"| {t['rung']} | {t['steps']} | {t['value']:g} | {change} | {t['status'] or '-'} | {t['run']} |")
     return "\n".join(lines) + "\n"
+
+
+def _status_text(status: str | None) -> str:
+    return {
+        "within": "within budget",
+        "over": "OVER budget",
+        "inconclusive": "inconclusive: not shown within budget",
+    }.get(status or "", "no budgeted probe checked")

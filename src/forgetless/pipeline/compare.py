@@ -10,7 +10,10 @@ against the base, both "higher is better":
   for perplexities, in % (100 = nothing lost).
 
 With a budget (`--budget`, or the one all runs share), each entry also gets "budget used": the
-worst budgeted probe's change over its limit, in % (<= 100 is within), and its status.
+worst budgeted probe's estimated change over its limit, in %, and its status (guard.budget: within
+only when every budgeted probe is shown within, over when one is shown over, inconclusive otherwise;
+a budget used under 100% can still be inconclusive). Each entry's checks are judged again from its
+comparisons, so folders written before `status` are read the same way.
 Entries must come from the same base model scored on the same probes; otherwise the comparison
 is refused, naming what differs.
 """
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from forgetless.errors import ForgetlessError
+from forgetless.evaluation.results import budget_status
 from forgetless.guard.budget import Budget
 from forgetless.probes import Comparison
 
@@ -39,7 +43,7 @@ class Entry:
     target_gain: float | None = None
     retention: float | None = None
     budget_used: float | None = None
-    status: str = ""  # within | inconclusive | over | "" without a budget
+    status: str = ""  # within | inconclusive | over | "" without a budget (or no budgeted probe)
     pareto: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,9 +151,7 @@ def score(entries: list[Entry], budget: Budget) -> None:
         if budget:
             checks = budget.check(comparisons)
             e.budget_used = 100 * max((c.change / c.limit for c in checks), default=0.0)
-            statuses = {c.status for c in checks}
-            unclear = statuses & {"inconclusive", "noise"}
-            e.status = "over" if "over" in statuses else "inconclusive" if unclear else "within"
+            e.status = budget_status(checks) or ""  # within only when every budgeted probe is shown within
     for e in entries:
         e.pareto = e.target_gain is not None and not any(_dominates(o, e) for o in entries if o is not e)
 

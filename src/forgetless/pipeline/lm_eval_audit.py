@@ -22,8 +22,8 @@ from forgetless.errors import ConfigError, ForgetlessError
 from forgetless.evaluation.audit import audit_document
 from forgetless.evaluation.lm_eval_samples import SamplesRun, match_docs, read_run
 from forgetless.evaluation.lm_eval_scores import comparable_metrics, compare_results, task_result
-from forgetless.evaluation.results import EVAL_SCHEMA, Audit
-from forgetless.guard.budget import Budget, over_budget
+from forgetless.evaluation.results import EVAL_SCHEMA, Audit, budget_status
+from forgetless.guard.budget import Budget
 from forgetless.probes import Comparison, ProbeResult
 
 SUITE = "lm-eval-samples"
@@ -93,7 +93,7 @@ def audit_lm_eval_samples(
             "budget": str(limits),
             "false_alarm": false_alarm,
             "final": [c.to_dict() for c in checks],
-            "within_budget": not over_budget(checks),
+            "status": budget_status(checks),  # within only when every check is shown within
         }
     document["lm_eval"] = {
         "base": str(base.folder),

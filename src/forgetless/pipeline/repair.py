@@ -3,14 +3,17 @@
 WiSE-FT (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models") mixes the weights,
 theta(alpha) = theta_base + alpha * (theta_tuned - theta_base); for a LoRA adapter every B is
 multiplied by alpha. The search scores alpha = 0 and 1, then bisects [0, 1] for the largest alpha
-whose general probes all stay within the budget, to a resolution of 1 / 2**steps. An alpha counts
-as over only when a probe's loss is over its limit beyond doubt (`guard.budget`); the search looks
-at most steps + 1 times (alpha 1 and each midpoint), so each look is judged at false_alarm /
-(steps + 1) and the chance of repairing a fine-tune that is within budget stays under false_alarm. It assumes
-forgetting grows with alpha (a within-budget alpha above an over-budget one goes unseen). Every
-point scored is recorded with each budgeted probe's change and the target's change and gain
-(target_gain: the relative perplexity decrease against the base, positive = better). Results are
-cached by weights, so a second run scores nothing again.
+the rule `accept` takes, to a resolution of 1 / 2**steps. Each alpha scored gets a `status`
+(guard.budget): `over` when a probe's loss is over its limit beyond doubt, `within` when every
+budgeted probe is shown within its limit, `inconclusive` otherwise. `accept="within"` (default) takes
+only alphas shown within, so the repaired model is within budget or is the base (alpha 0);
+`accept="not_over"` takes any alpha not shown over, which an inconclusive alpha is (the older rule).
+The search looks at most steps + 1 times (alpha 1 and each midpoint), so each look's over is
+judged at false_alarm / (steps + 1) and the chance of calling a fine-tune over that is within budget
+stays under false_alarm. It assumes forgetting grows with alpha (an accepted alpha above a rejected
+one goes unseen). Every point scored is recorded with each budgeted probe's change and the target's
+change and gain (target_gain: the relative perplexity decrease against the base, positive = better).
+Results are cached by weights, so a second run scores nothing again.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from forgetless.cache import ResultCache
 from forgetless.errors import ConfigError, ForgetlessError
 from forgetless.evaluation.audit import build_audit, compare_evals
 from forgetless.evaluation.evaluate import evaluate
-from forgetless.guard.budget import Budget, over_budget, probe_metrics
+from forgetless.evaluation.results import budget_status
+from forgetless.guard.budget import Budget, probe_metrics
 from forgetless.models import LoadedModel, load_model
 from forgetless.models.interpolate import (
     check_linear_adapter,
@@ -43,6 +47,12 @@ from forgetless.probes import Probe, ScoreOptions
 from forgetless.suites import Suite
 
 REPAIR_SCHEMA = "forgetless.repair/1"
+# The rules that choose alpha: the largest alpha whose status is within, or whose status is not over.
+ACCEPT = {
+    "within": "the largest alpha shown within budget (accept: within)",
+    "not_over": "the largest alpha not shown over budget (accept: not-over; an inconclusive alpha counts, so "
+    "the repaired model may not be within budget)",
+}
 
 
 def budget_problems(budget: Budget, probes: list[Probe]) -> list[str]:
@@ -60,9 +70,10 @@ def budget_problems(budget: Budget, probes: list[Probe]) -> list[str]:
 
 
 def bisect(within: Callable[[float], bool], steps: int) -> tuple[float, float | None]:
-    """The largest alpha in [0, 1] found `within`, to 1 / 2**steps, and the smallest alpha above it found over.
+    """The largest alpha in [0, 1] that `within` accepts, to 1 / 2**steps, and the smallest alpha above it
+    that it rejected.
 
-    alpha = 0 is taken as within (the base against itself loses nothing). Returns (1.0, None) when 1 is within.
+    alpha = 0 is taken as accepted (the base against itself loses nothing). Returns (1.0, None) when 1 is.
     """
     if within(1.0):
         return 1.0, None
@@ -123,8 +134,9 @@ def repair(
     cache: ResultCache | None = None,
     options: ScoreOptions | None = None,
     false_alarm: float = 0.05,
+    accept: str = "within",
 ) -> dict[str, Any]:
-    """Find the largest WiSE-FT alpha that keeps every probe within `budget`; write the model and the report.
+    """Find the largest WiSE-FT alpha that `accept` takes against `budget`; write the model and the report.
 
     Args:
         base_spec: the model before fine-tuning (full weights).
@@ -135,10 +147,15 @@ def repair(
         target: the user's held-out text probe (its gain is reported at every alpha).
         steps: bisection steps; the chosen alpha is exact to 1 / 2**steps.
         adapter_base: base model for an adapter that does not name a loadable one.
-        false_alarm: the chance of repairing (lowering alpha below 1) a fine-tune whose probes are within budget.
+        false_alarm: the chance of calling over budget (so lowering alpha below 1) a fine-tune whose probes are
+            within budget.
+        accept: "within" (default): the largest alpha whose status is within (every budgeted probe shown within
+            its limit), else the base; "not_over": the largest alpha with no probe shown over (inconclusive
+            alphas count).
 
     Returns:
-        The repair.json document (schema forgetless.repair/1).
+        The repair.json document (schema forgetless.repair/1): every point's `status`, the rule that chose
+        (`accept`, `rule`) and the chosen alpha's `status`.
     """
     budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
     probes = [*suite.probes, *([target] if target else [])]
@@ -147,6 +164,8 @@ def repair(
         problems.append(f"--steps {steps} must be 1 to 12 (resolution 1/2 to 1/4096)")
     if not 0 < false_alarm < 1:
         problems.append(f"--false-alarm {false_alarm} must be between 0 and 1, e.g. 0.05")
+    if accept not in ACCEPT:
+        problems.append(f"--accept '{accept}' must be within or not-over (not_over from Python)")
     if problems:
         raise ConfigError(f"--budget '{budget}'", problems)
     base, tuned = _load_pair(base_spec, tuned_spec, device=device, dtype=dtype, adapter_base=adapter_base)
@@ -186,18 +205,20 @@ def repair(
         checks = budget.check(comparisons, false_alarm / (steps + 1)) if alpha > 0 else []
         gain = next((c for c in comparisons if c.role == "target"), None)
         change = None if gain is None else gain.relative if gain.metric == "perplexity" else gain.delta
+        # alpha 0 is the base itself: within by definition (it loses nothing against itself).
+        status = budget_status(checks) if alpha > 0 else "within"
         curve[alpha] = {
             "alpha": alpha,
-            "within": not over_budget(checks),
+            "status": status,
             "checks": [c.to_dict() for c in checks],
             "target_metric": None if gain is None else gain.metric,
             "target_change": change,
             "target_gain": None if gain is None else -change if not gain.higher_is_better else change,
         }
-        return curve[alpha]["within"]
+        return status == "within" if accept == "within" else status != "over"
 
     score(0.0)
-    chosen, over = bisect(score, steps)
+    chosen, rejected = bisect(score, steps)
     _save_model(model_at(chosen), tuned.tokenizer, out / "model")
     points = [curve[a] for a in sorted(curve)]
     result = {
@@ -210,10 +231,14 @@ def repair(
         "false_alarm": false_alarm,
         "steps": steps,
         "curve": points,
+        "accept": accept,
+        "rule": ACCEPT[accept],
         "chosen_alpha": chosen,
-        "next_over_alpha": over,
+        "status": curve[chosen]["status"],  # the repaired model's
+        "next_alpha": rejected,  # the smallest alpha above the chosen one that the rule rejected (status: curve)
+        "next_over_alpha": rejected if rejected is not None and curve[rejected]["status"] == "over" else None,
         "model": str(out / "model"),
-        "summary": _summary(curve, chosen, over, str(budget)),
+        "summary": _summary(curve, chosen, rejected, str(budget), accept),
         "audit": build_audit(probes, evals[0.0], evals[chosen]),
     }
     from forgetless.report.repair import repair_markdown  # the report layer; imports rich
@@ -233,21 +258,50 @@ def _save_model(model: Any, tokenizer: Any, folder: Path) -> None:
     tmp.rename(folder)
 
 
-def _summary(curve: dict[float, dict[str, Any]], chosen: float, over: float | None, budget: str) -> str:
+def _summary(
+    curve: dict[float, dict[str, Any]], chosen: float, rejected: float | None, budget: str, accept: str = "within"
+) -> str:
+    """The repair in one sentence: the rule, what it chose, and the status of that choice in plain words."""
+
     def target(alpha: float) -> str:
         change, metric = curve[alpha]["target_change"], curve[alpha]["target_metric"]
         return "" if change is None else f"target {metric} {change:+.1%}"
 
-    if over is None:
-        unclear = [c["probe"] for c in curve[1.0]["checks"] if c["status"] == "inconclusive"]
-        verdict = (
-            f"is not over budget {budget} beyond doubt (inconclusive: {', '.join(unclear)}; more items would "
-            "decide): nothing was repaired"
-            if unclear
-            else f"is within budget {budget}: nothing needed repair"
-        )
+    def probes(alpha: float, status: str) -> str:
+        return ", ".join(dict.fromkeys(c["probe"] for c in curve[alpha]["checks"] if c["status"] == status))
+
+    def undecided(alpha: float) -> str:
+        items = [c.get("items_to_decide") for c in curve[alpha]["checks"] if c["status"] not in ("within", "over")]
+        known = [n for n in items if n]
+        return f"about {max(known)} items would decide" if known else "more items would decide"
+
+    rule = "accept: within" if accept == "within" else "accept: not-over"
+    status = curve[chosen]["status"]
+    if rejected is None:  # alpha 1 accepted: nothing to repair
+        if status == "within":
+            verdict = f"is within budget {budget}: nothing needed repair"
+        else:
+            verdict = (
+                f"is not over budget {budget}, but not shown within it either (inconclusive: "
+                f"{probes(1.0, 'inconclusive')}; {undecided(1.0)}): nothing was repaired ({rule})"
+            )
         return f"alpha 1 (the fine-tune) {verdict}" + (f"; {target(1.0)}" if target(1.0) else "")
-    broken = ", ".join(c["probe"] for c in curve[over]["checks"] if c["status"] == "over")
-    head = "only alpha 0 (the base)" if chosen == 0 else f"alpha {chosen:g}"
+    next_status = curve[rejected]["status"]
+    why = f"alpha {rejected:g} is {next_status}: {probes(rejected, next_status) or 'no probe checked'}"
+    if chosen == 0:
+        shown = "shown within" if accept == "within" else "not shown over"
+        return (
+            f"no alpha > 0 was {shown} budget {budget} ({rule}): the repaired model is the base (alpha 0, no "
+            f"target gain); {why}"
+        )
     gains = f" ({target(chosen)}; the fine-tune's: {target(1.0).removeprefix('target ')})" if target(1.0) else ""
-    return f"{head} keeps every probe out of `over` for budget {budget}{gains}; alpha {over:g} is over: {broken}"
+    shown = "shown within" if accept == "within" else "not shown over"
+    head = f"alpha {chosen:g} is the largest alpha {shown} budget {budget} ({rule})"
+    if status != "within":  # only under not-over: say plainly that it is not within
+        head += (
+            f"; it is not shown within budget either (inconclusive: {probes(chosen, 'inconclusive')}; "
+            f"{undecided(chosen)})"
+        )
+    elif accept != "within":
+        head += "; it is shown within budget"
+    return f"{head}{gains}; {why}"

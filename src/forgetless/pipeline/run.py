@@ -19,8 +19,10 @@ from forgetless.diagnostics.stage import stage_diagnostics, start_folder
 from forgetless.distributed import barrier, is_main_process, world_size
 from forgetless.evaluation.audit import build_audit
 from forgetless.evaluation.evaluate import evaluate, target_probe
-from forgetless.guard.budget import Budget, over_budget
+from forgetless.evaluation.results import BudgetCheck, budget_status, guard_status
+from forgetless.guard.budget import Budget
 from forgetless.guard.kl_signal import KLSignal
+from forgetless.guard.procedure import last_over_share
 from forgetless.guard.watch import Watch, WatchSettings
 from forgetless.methods import Method, TrainContext
 from forgetless.metrics import average_accuracy, backward_transfer, forgetting_measure, forward_transfer
@@ -29,6 +31,7 @@ from forgetless.paths import write_json_atomic, write_text_atomic
 from forgetless.pipeline.folder import claim, fingerprint
 from forgetless.probes import Comparison, Probe
 from forgetless.report.html import write_report
+from forgetless.report.legends import budget_legend
 from forgetless.report.markdown import audit_markdown
 from forgetless.suites import load_suite, with_leak_markers
 from forgetless.train.data import load_examples, load_keep, template_markers
@@ -178,6 +181,7 @@ def _watch(
         state_dir=stage_dir / "watch",
         budget=budget,
         policy=guard.policy,
+        rollback_to=guard.rollback_to,
         every=None if guard.every == "auto" else guard.every,
         overhead=guard.overhead,
         target=target,
@@ -216,15 +220,17 @@ def _write_results(
     done = stage_probe_names[: len(evals) - 1]  # fewer when the guard stopped the run early
     R = [[stage_score(e, name) for name in done] for e in evals] if done else []
     budget = Budget.parse(config.guard.budget)
-    # With a watch, the final weights were judged at the last stage's last check (half the stage's
-    # share of the rate, see guard.watch); judging them again at the full rate would be a look the
-    # rate does not cover.
+    # With a watch, the final weights were judged at the last stage's last check (its share of the stage's
+    # rate, see guard.procedure); judging them again at the full rate would be a look the rate does not cover.
     watched = config.guard.watch and bool(budget)
-    alpha = stage_false_alarm(config) / 2 if watched else config.guard.false_alarm
-    final_checks = budget.check([Comparison(**c) for c in audit["comparisons"]], alpha) if budget else []
+    rate = stage_false_alarm(config) if watched else config.guard.false_alarm
+    alpha = last_over_share(rate) if watched else rate
+    final = [Comparison(**c) for c in audit["comparisons"]]
+    final_checks = budget.check(final, alpha, rate) if budget else []
     # The KL has no final evaluation of its own: its check at the last step's watch check is the final one.
     last = (((evals[-1].get("training") or {}).get("watch") or {}).get("points") or [{}])[-1] if len(evals) > 1 else {}
     kl_final = [c for c in last.get("checks", []) if c["unit"] == "kl"] if last.get("last") else []
+    checks = [*final_checks, *(BudgetCheck(**c) for c in kl_final)]
     result = {
         "schema": RUN_SCHEMA,
         "config": resolved(config, methods),
@@ -235,10 +241,12 @@ def _write_results(
         "guard": {
             "budget": str(budget),
             "policy": config.guard.policy,
+            "rollback_to": config.guard.rollback_to,
             "false_alarm": config.guard.false_alarm,
             "stopped": stopped,
-            "final": [c.to_dict() for c in final_checks] + kl_final,
-            "within_budget": not over_budget(final_checks) and all(c["status"] != "over" for c in kl_final),
+            "final": [c.to_dict() for c in checks],
+            # within only when every final check is shown within; None without a budget (or nothing it bounds)
+            "status": budget_status(checks) if budget else None,
         },
         "world_size": world_size(),
     }
@@ -273,23 +281,53 @@ def run_markdown(result: dict[str, Any]) -> str:
 
 
 def guard_markdown(guard: dict[str, Any]) -> list[str]:
-    """What the budget said and what the guard did, in words."""
+    """What the budget said and what the guard did, in words: "within budget" only when the status is within."""
     if not guard["budget"]:
         return []
     lines = ["## Forgetting budget", "", f"Budget `{guard['budget']}`, policy `{guard['policy']}`.", ""]
     stopped = guard["stopped"]
     if stopped:
         what = {"stop": "stopped the run", "rollback": "rolled back and stopped the run"}.get(
-            stopped["action"], "stopped the run early, before a forecast breach"
+            stopped["action"], f"stopped the run ({stopped['action']})"
         )
         lines.append(f"- The guard {what} in stage `{stopped['stage']}` at step {stopped['step']}: {stopped['why']}.")
         if stopped["action"] == "rollback":
-            step = stopped.get("restored_step")
-            lines.append(f"- Restored the weights of step {step} (the best check within budget).")
-    state = "within budget" if guard["within_budget"] else "OVER budget"
-    lines.append(f"- Final model: {state}.")
+            lines.append(f"- {restored_text(stopped)}.")
+    lines.append(f"- Final model: {final_state(guard)}.")
     lines += [f"  - {_describe(c)}" for c in guard["final"]]
-    return [*lines, ""]
+    legend = budget_legend(guard.get("false_alarm"))
+    return [*lines, "", *([legend, ""] if legend else [])]
+
+
+def restored_text(stopped: dict[str, Any]) -> str:
+    """Which weights a rollback restored and why (the Watch's `restored_why`); the base weights said plainly."""
+    step = stopped.get("restored_step")
+    why = stopped.get("restored_why") or ""  # runs written before `restored_why` did not say why
+    if step == 0:
+        reason = why.split("; the base weights")[0] or "no earlier check could be restored"
+        text = f"{reason}; the base weights were restored: the returned model is the base model (no target gain)"
+    elif step is None:
+        text = "no weights were restored: the returned model is the one trained up to the breach"
+    else:
+        text = why or f"restored step {step}"
+    return text[0].upper() + text[1:]
+
+
+def final_state(guard: dict[str, Any]) -> str:
+    """within budget / OVER budget / inconclusive: not shown within budget (PROBES inconclusive; about N items
+    would decide); read from `status`, or from the checks of results written before it."""
+    status = guard_status(guard)
+    if status == "within":
+        return "within budget"
+    if status == "over":
+        return "OVER budget"
+    if status is None:
+        return "no budgeted probe was checked: not shown within budget"
+    unclear = [c for c in guard["final"] if c["status"] not in ("within", "over")]
+    probes = ", ".join(dict.fromkeys(c["probe"] for c in unclear))
+    items = [c["items_to_decide"] for c in unclear if c.get("items_to_decide")]
+    decide = f"about {max(items)} items would decide" if items else "more items would decide"
+    return f"inconclusive: not shown within budget ({probes} inconclusive; {decide})"
 
 
 def watch_markdown(stages: list[dict[str, Any]]) -> list[str]:
@@ -307,6 +345,4 @@ def watch_markdown(stages: list[dict[str, Any]]) -> list[str]:
 
 
 def _describe(check: dict[str, Any]) -> str:
-    from forgetless.guard.budget import BudgetCheck
-
     return BudgetCheck(**check).describe()

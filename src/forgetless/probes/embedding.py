@@ -27,6 +27,7 @@ from forgetless.metrics import (
     spearman,
     spearman_interval,
 )
+from forgetless.metrics.paired_tests import BOOTSTRAP_DRAWS, data_seed
 from forgetless.probes.base import PROBES, Comparison, Metric, Probe, ProbeConfig, ProbeResult, ScoreOptions
 from forgetless.probes.features import encode, sentence_features
 from forgetless.probes.templates import render
@@ -130,8 +131,11 @@ class EmbeddingProbe(Probe):
         )
 
     def compare(self, before: ProbeResult, after: ProbeResult) -> list[Comparison]:
-        rho = paired_spearman_delta(before.items["gold"], before.items["cosine"], after.items["cosine"])
-        out = [Comparison.paired(before, "spearman", True, rho, "cosine similarity vs gold, paired bootstrap")]
+        gold, cos_b, cos_a = before.items["gold"], before.items["cosine"], after.items["cosine"]
+        seed = data_seed(gold, cos_b, cos_a)  # the one paired_spearman_delta draws from, recorded in the note
+        rho = paired_spearman_delta(gold, cos_b, cos_a, seed=seed)
+        note = f"cosine similarity vs gold, paired percentile bootstrap ({BOOTSTRAP_DRAWS:,} resamples, seed {seed})"
+        out = [Comparison.paired(before, "spearman", True, rho, note)]
         if before.items["hit"] and after.items["hit"]:
             d = paired_accuracy_delta(before.items["hit"], after.items["hit"])
             out.append(Comparison.paired(before, "recall_at_1", True, d, "retrieval among all second texts"))

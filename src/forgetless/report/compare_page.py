@@ -38,8 +38,9 @@ def compare_markdown(result: dict[str, Any]) -> str:
             "",
             "Target gain: the fall of the target's perplexity against the base (%). General retention: the mean "
             "after/before over general probes (accuracy) or before/after (perplexity), 100% = nothing lost. "
-            "Budget used: the worst budgeted probe's change over its limit (estimate; `over` = interval wholly "
-            "past the limit, `inconclusive` = the interval straddles it).",
+            "Budget used: the worst budgeted probe's estimated change over its limit. Status: `within` = every "
+            "budgeted probe's interval wholly inside its limit, `over` = some interval wholly past it, "
+            "`inconclusive` = neither (not shown within, whatever the budget used).",
             "",
             table(COMPARE_HEADER, compare_rows(result)),
             "",
@@ -56,24 +57,35 @@ def verdict_line(result: dict[str, Any]) -> str:
     best = [e["label"] for e in entries if e["pareto"]]
     line = f"{len(entries)} fine-tunes of one base; Pareto-optimal: {', '.join(best) or 'none'}"
     if result["budget"]:
-        within = [e["label"] for e in entries if e["status"] == "within"]
+        within = [e["label"] for e in entries if e["status"] == "within"]  # shown within: nothing else counts
         line += f"; within budget {result['budget']}: {', '.join(within) or 'none'}"
+        unclear = [e["label"] for e in entries if e["status"] in ("inconclusive", "noise")]
+        if unclear:
+            line += f"; inconclusive (not shown within): {', '.join(unclear)}"
     return line
+
+
+def _pill(status: str) -> Any:
+    """A status in its colour (report.status); a dash without a budget."""
+    return parts().pill(status, status) if status else "-"
 
 
 def compare_page(result: dict[str, Any], first: list[Section] | None = None) -> str:
     """The page: `first` (the demo's generation changes), then the frontier, the table and the sources."""
     from forgetless.report.frontier import frontier_figure
 
+    status = COMPARE_HEADER.index("status")
     rows = [
-        {"cells": row, "cls": "pareto" if e["pareto"] else ""}
+        {"cells": [*row[:status], _pill(e["status"]), *row[status + 1 :]], "cls": "pareto" if e["pareto"] else ""}
         for row, e in zip(compare_rows(result), result["entries"], strict=True)
     ]
     frontier = themed_figure(lambda theme: frontier_figure(result), "target gain against what was kept")
     caption = Markup(
         "Each point is one fine-tune of the same base, scored on the same probes. Target gain: how much the target's "
-        "perplexity fell. With a budget, x is the share of it the worst budgeted probe used (shaded: within); "
-        "without, the mean retention of the general probes. Filled points are Pareto-optimal."
+        "perplexity fell. With a budget, x is the share of it the worst budgeted probe's estimate used (shaded: "
+        "estimates inside the limits) and the colour is the status: green within, amber inconclusive (not shown "
+        "within), red over; without, x is the mean retention of the general probes. Filled points are "
+        "Pareto-optimal."
     )
     sections = [
         *(first or []),

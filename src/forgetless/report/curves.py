@@ -2,8 +2,9 @@
 
 Both draw the same picture: one panel per unit (accuracy points, perplexity %) with every general
 probe's change against the base and its budget limit, and a panel of its own for the target (whose
-gain would otherwise flatten the general probes' lines). Checks over budget are marked with a cross;
-vertical lines mark what was done (the guard's stop or rollback, the repair's chosen alpha).
+gain would otherwise flatten the general probes' lines). Checks over budget are marked with a red cross,
+inconclusive ones with an amber ring (report.status's colours; unmarked: within); vertical lines mark
+what was done (the guard's stop or rollback, the repair's chosen alpha).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from forgetless.evaluation.results import point_status
+from forgetless.report.status import STATUS_COLORS
 from forgetless.report.theme import WIDTH, Theme, new_figure
 from forgetless.report.units import axis_label, budget_change, budget_line, finite, unit_of, unit_suffix
 
@@ -22,6 +25,7 @@ class Series:
     xs: list[float] = field(default_factory=list)
     ys: list[float] = field(default_factory=list)
     over: list[tuple[float, float]] = field(default_factory=list)  # checks over budget (interval wholly past the limit)
+    unclear: list[tuple[float, float]] = field(default_factory=list)  # inconclusive checks (neither over nor within)
 
 
 @dataclass
@@ -61,15 +65,18 @@ def dynamics_figure(watch: dict[str, Any], theme: Theme, target: str | None = No
     for p in points:
         for c in p.get("checks", []):
             s = series.get(c["probe"])
-            if c["status"] == "over" and s is not None and p["step"] in s.xs:
-                s.over.append((p["step"], s.ys[s.xs.index(p["step"])]))
+            if c["status"] != "within" and s is not None and p["step"] in s.xs:
+                marks_of = s.over if c["status"] == "over" else s.unclear
+                marks_of.append((p["step"], s.ys[s.xs.index(p["step"])]))
     limits = {c["probe"]: (c["limit"], c["unit"]) for p in points for c in p.get("checks", []) if c["unit"] != "nats"}
     marks = []
     stopped = watch.get("stopped")
     if stopped:
         marks.append(Mark(stopped["step"], f"{stopped['action']} at step {stopped['step']}"))
         if stopped.get("restored_step") is not None:
-            marks.append(Mark(stopped["restored_step"], f"restored step {stopped['restored_step']}", "restored"))
+            step = stopped["restored_step"]
+            text = "restored the base weights (step 0)" if step == 0 else f"restored step {step}"
+            marks.append(Mark(step, text, "restored"))
     general = [s for name, s in series.items() if name != target]
     target_series = series.get(target) if target else None
     return _draw(general, target_series, limits, marks, theme, "training step")
@@ -88,8 +95,8 @@ def repair_figure(result: dict[str, Any], theme: Theme) -> Any:
             s = series.setdefault(key, Series(key, c["unit"]))
             s.xs.append(point["alpha"])
             s.ys.append(budget_change(c))
-            if c["status"] == "over":
-                s.over.append((point["alpha"], s.ys[-1]))
+            if c["status"] != "within":
+                (s.over if c["status"] == "over" else s.unclear).append((point["alpha"], s.ys[-1]))
             limits[key] = (c["limit"], c["unit"])
     target = None
     with_target = [p for p in curve if finite(p.get("target_change"))]
@@ -99,9 +106,14 @@ def repair_figure(result: dict[str, Any], theme: Theme) -> Any:
         target.xs = [p["alpha"] for p in with_target]
         target.ys = [p["target_change"] * 100 for p in with_target]  # relative change or accuracy delta
     marks = [Mark(result["chosen_alpha"], f"chosen \u03b1 = {result['chosen_alpha']:g}")]
-    if result.get("next_over_alpha") is not None:
-        marks.append(Mark(result["next_over_alpha"], f"over at \u03b1 = {result['next_over_alpha']:g}", "over"))
-    title = "Repair: base + \u03b1 (tuned \u2212 base), the largest \u03b1 within budget"
+    rejected = result.get("next_alpha", result.get("next_over_alpha"))  # next_over_alpha: files before next_alpha
+    if rejected is not None:
+        point = next((p for p in curve if p["alpha"] == rejected), {})
+        status = point_status(point) if point else None
+        marks.append(Mark(rejected, f"{status or 'rejected'} at \u03b1 = {rejected:g}", "over"))
+    # repair.json written before `accept` was chosen by the not-over rule
+    rule = "shown within budget" if result.get("accept") == "within" else "not shown over budget"
+    title = f"Repair: base + \u03b1 (tuned \u2212 base), the largest \u03b1 {rule}"
     return _draw(list(series.values()), target, limits, marks, theme, "\u03b1 (0 = base, 1 = the fine-tune)", title)
 
 
@@ -132,9 +144,20 @@ def _draw(
                     *zip(*s.over, strict=True),
                     marker="x",
                     s=70,
-                    color=theme.budget,
+                    color=STATUS_COLORS["over"],
                     zorder=3,
                     label="over budget" if i == 0 else None,
+                )
+            if s.unclear:
+                ax.scatter(
+                    *zip(*s.unclear, strict=True),
+                    marker="o",
+                    s=60,
+                    facecolors="none",
+                    edgecolors=STATUS_COLORS["inconclusive"],
+                    linewidths=1.5,
+                    zorder=3,
+                    label="inconclusive" if i == 0 else None,
                 )
         if not is_target:
             drawn: dict[tuple[float, str], list[str]] = {}

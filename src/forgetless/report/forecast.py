@@ -2,9 +2,9 @@
 
 One panel per budgeted change (a probe in its limit's unit): every check's measured change (filled: the
 checks the forecast saw; hollow: later ones), the fitted shifted power law with its band, the limit,
-the step where the curve crosses it, and the forecast's interval at the end. The forecast drawn is the
-one that stopped the run under `stop_early`, else a re-fit of the first quarter of the checks (the
-same as `forgetless forecast RUN_DIR`).
+the step where the curve crosses it, and the forecast's interval at the end. The forecast drawn is a
+re-fit of the first quarter of the checks (the same as `forgetless forecast RUN_DIR`): informational,
+the guard never acts on it.
 """
 
 from __future__ import annotations
@@ -67,11 +67,7 @@ def mean_errors(reviews: list[Review]) -> dict[str, float]:
 
 
 def _shown(watch: dict[str, Any]) -> tuple[list[Forecast], str]:
-    """The forecasts to draw: the one that stopped the run early, else a re-fit of the first checks."""
-    stopped = watch.get("stopped") or {}
-    plan = stopped.get("plan")
-    if plan:
-        return [Forecast(**plan["forecast"])], f"the forecast that stopped the run at step {stopped['step']}"
+    """The forecasts to draw: a re-fit of the first checks (a run stopped by the removed `stop_early` too)."""
     reviews = review(watch, EARLY_SHARE)
     forecasts = [r.forecasts["power"] for r in reviews if "power" in r.forecasts]
     return forecasts, f"fitted on the first {EARLY_SHARE:.0%} of the checks"

@@ -1,7 +1,9 @@
 """The frontier plot of `forgetless compare`: target gain against what was kept, one point per fine-tune.
 
-With a budget the x axis is the share of the budget used by the worst budgeted probe (the region up
-to 100% is shaded: within budget); without one it is the mean retention of the general probes.
+With a budget the x axis is the share of the budget used by the worst budgeted probe's estimate (the
+region up to 100% is shaded) and each point is coloured by its status (report.status: within green,
+inconclusive amber, over red; a point under 100% can be inconclusive); without one the x axis is the
+mean retention of the general probes.
 Pareto-optimal fine-tunes (none better on both axes) are filled and joined; the rest are hollow.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-STATUS_COLORS = {"within": "#2a9d5c", "inconclusive": "#d08c1a", "noise": "#d08c1a", "over": "#c8443a", "": "#3d6fb6"}
+from forgetless.report.status import STATUSES, status_color
 
 
 def frontier_figure(comparison: dict[str, Any]) -> Any:
@@ -26,13 +28,13 @@ def frontier_figure(comparison: dict[str, Any]) -> Any:
     if budgeted:
         right = max([100.0, *(x_of(e) for e in entries)]) * 1.08
         ax.axvspan(
-            min(0.0, *(x_of(e) for e in entries)) - 5,
+            min([0.0, *(x_of(e) for e in entries)]) - 5,
             100,
-            color=STATUS_COLORS["within"],
+            color="grey",  # an estimate inside the limits is not yet within: the points' colours say that
             alpha=0.12,
-            label=f"within budget ({comparison['budget']})",
+            label=f"estimate inside the limits ({comparison['budget']})",
         )
-        ax.axvline(100, color=STATUS_COLORS["within"], linewidth=1, linestyle="--")
+        ax.axvline(100, color="grey", linewidth=1, linestyle="--")
         ax.set_xlim(right=right)
         ax.set_xlabel("budget used by the worst probe (%)  <- lower is better")
     else:
@@ -42,7 +44,7 @@ def frontier_figure(comparison: dict[str, Any]) -> Any:
     if len(front) > 1:
         ax.plot([x_of(e) for e in front], [e["target_gain"] for e in front], color="grey", linewidth=1, zorder=1)
     for e in entries:
-        color = STATUS_COLORS.get(e["status"], STATUS_COLORS[""])
+        color = status_color(e["status"])
         ax.scatter(
             x_of(e),
             e["target_gain"],
@@ -57,6 +59,8 @@ def frontier_figure(comparison: dict[str, Any]) -> Any:
     ax.set_title("What each fine-tune gained against what it kept (filled: Pareto-optimal)")
     ax.grid(alpha=0.3)
     if budgeted:
+        for status in [s for s in STATUSES if any(e["status"] == s for e in entries)]:
+            ax.scatter([], [], s=70, edgecolors=status_color(status), facecolors="none", linewidths=1.8, label=status)
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig

@@ -188,9 +188,17 @@ def page(
         if s.body is None:
             continue
         ready.append(Section(s.title, s.body, s.id or _slug(s.title, taken)))
+    from forgetless.report.status import status_css
+
     template = environment().get_template("page.html.j2")
     return template.render(
-        title=title, subtitle=subtitle, verdict=verdict, sections=ready, version=__version__, created=created
+        title=title,
+        subtitle=subtitle,
+        verdict=verdict,
+        sections=ready,
+        version=__version__,
+        created=created,
+        status_css=Markup(status_css()),  # our own constants, not user text
     )
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from forgetless.evaluation.results import BudgetCheck, budget_state
+from forgetless.evaluation.results import BudgetCheck, budget_state, guard_status
+from forgetless.report.legends import budget_legend, eval_legend, verdict_legend
 from forgetless.report.rows import AUDIT_HEADER, EVAL_HEADER, audit_rows, eval_rows, scored_lines
 
 
@@ -26,8 +27,7 @@ def eval_markdown(result: dict[str, Any]) -> str:
             table(EVAL_HEADER, eval_rows(result)),
             "",
             *scored_lines(result),
-            "Accuracy intervals are normal approximations with lm-evaluation-harness's standard error; "
-            "perplexity intervals are bootstrap percentiles over documents.",
+            eval_legend(result),
             "",
         ]
     )
@@ -42,9 +42,7 @@ def audit_markdown(result: dict[str, Any]) -> str:
             "",
             f"**{result['summary']['headline']}**",
             "",
-            f"Suite `{result['suite']['name']}`; same items before and after. Verdicts: `forgot`/`improved` only "
-            "when the 95% paired-bootstrap interval of the delta excludes zero, `kept` otherwise. p: McNemar's "
-            "exact test for accuracy, bootstrap for perplexity.",
+            f"Suite `{result['suite']['name']}`. {verdict_legend(result['comparisons'])}",
             "",
             table(AUDIT_HEADER, audit_rows(result)),
             "",
@@ -56,13 +54,16 @@ def audit_markdown(result: dict[str, Any]) -> str:
 
 
 def _budget_lines(guard: dict[str, Any] | None) -> list[str]:
-    """An audit against a budget: within or over, and each budgeted probe's change against its limit."""
+    """An audit against a budget: its status (within / inconclusive / over), the procedure, and each budgeted
+    probe's change against its limit."""
     if not guard:
         return []
     checks = [BudgetCheck(**c) for c in guard["final"]]
     state = budget_state(checks, f"`{guard['budget']}`")
-    level = f" False-alarm rate {guard['false_alarm']:g} over all probes." if guard.get("false_alarm") else ""
-    lines = ["## Forgetting budget", "", f"{state[0].upper()}{state[1:]}.{level}", ""]
+    status = guard_status(guard) or "not checked"
+    legend = budget_legend(guard.get("false_alarm"))
+    lines = ["## Forgetting budget", "", f"Status: **{status}**. {state[0].upper()}{state[1:]}.", ""]
+    lines += [legend, ""] if legend else []
     lines += [f"- {c.describe()}" for c in checks]
     return [*lines, ""]
 

@@ -81,8 +81,9 @@ def _audit_details(audit: dict[str, Any]) -> Any:
 
 def audit_page(audit: dict[str, Any]) -> str:
     checks = audit["guard"]["final"] if audit.get("guard") else None  # an audit against a budget
+    false_alarm = audit["guard"].get("false_alarm") if audit.get("guard") else None
     sections = [
-        Section("Per-probe change", s.probe_table(audit, checks)),
+        Section("Per-probe change", s.probe_table(audit, checks, false_alarm)),
         *_audit_body(audit),
         Section("Plots", figures_section([_change(audit, checks)])),
         Section("Diagnostics", diagnostics_section(audit)),
@@ -141,7 +142,10 @@ def run_page(result: dict[str, Any]) -> str:
         + s.folded_yaml("The resolved configuration (config.yaml)", config)
     )
     sections = [
-        Section("Final model against the base", s.probe_table(final, guard["final"] if guard["budget"] else None)),
+        Section(
+            "Final model against the base",
+            s.probe_table(final, guard["final"] if guard["budget"] else None, guard.get("false_alarm")),
+        ),
         *_audit_body(final),
         Section("Plots", figures_section(figures)),
         Section("Diagnostics", diagnostics_section(result)),
@@ -184,5 +188,6 @@ def repair_page(result: dict[str, Any]) -> str:
         ),
     ]
     title = f"forgetless repair: {result['tuned']['spec']} against {result['base']['spec']}"
-    subtitle = f"WiSE-FT interpolation within budget {result['budget']}"
+    rule = f"; {result['rule']}" if result.get("rule") else ""
+    subtitle = f"WiSE-FT interpolation against budget {result['budget']}{rule}"
     return page(title, sections, subtitle=subtitle, verdict=repair_verdict(result), created=result.get("created", ""))

@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from forgetless.report.diff import side_by_side
 from forgetless.report.html import parts
+from forgetless.report.legends import budget_legend, eval_legend, verdict_legend
 from forgetless.report.rows import EVAL_HEADER, eval_rows, scored_items
 from forgetless.report.units import fmt_change, fmt_interval, fmt_value
 from forgetless.report.verdict import check_cell
@@ -24,8 +25,11 @@ def _p(value: float | None) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3g}"
 
 
-def probe_table(audit: dict[str, Any], checks: list[dict[str, Any]] | None = None) -> Markup:
-    """Every comparison, primary metric first per probe (later metrics muted), with its verdict and budget check."""
+def probe_table(
+    audit: dict[str, Any], checks: list[dict[str, Any]] | None = None, false_alarm: float | None = None
+) -> Markup:
+    """Every comparison, primary metric first per probe (later metrics muted), with its verdict and budget check;
+    with `false_alarm`, the legend also states the budget's decision procedure (guard.procedure)."""
     by_probe = {(c["probe"], c["metric"]): c for c in checks or []}
     header = ["probe", "metric", "before", "after", "change", "95% interval of change", "p", "verdict"]
     header += ["budget"] if checks else []
@@ -52,9 +56,9 @@ def probe_table(audit: dict[str, Any], checks: list[dict[str, Any]] | None = Non
         cells.append(c.get("note", ""))
         rows.append({"cells": cells, "cls": "" if primary else "secondary"})
     legend = Markup("<p class='note'>{}</p>").format(
-        "Same items before and after. Verdicts: forgot or improved only when the 95% paired interval of the "
-        "change excludes zero, kept otherwise. p: McNemar's exact test for accuracy, bootstrap for perplexity. "
-        "\u2191 higher is better, \u2193 lower is better; accuracy changes are in percentage points."
+        verdict_legend(audit["comparisons"])
+        + " \u2191 higher is better, \u2193 lower is better; accuracy changes are in percentage points."
+        + (f" {budget_legend(false_alarm)}" if checks and false_alarm else "")
     )
     return parts().table(header, rows, id="probes", numeric=(2, 3, 4, 5, 6)) + legend
 
@@ -124,7 +128,9 @@ def canary_sections(audit: dict[str, Any]) -> Markup | None:
 
 def eval_table(result: dict[str, Any]) -> Markup:
     rows = [{"cells": row, "cls": ""} for row in eval_rows(result)]
-    return parts().table(EVAL_HEADER, rows, id="probes", numeric=(2, 3, 5, 6))
+    legend = eval_legend(result)
+    note = Markup("<p class='note'>{}</p>").format(legend) if legend else Markup("")
+    return parts().table(EVAL_HEADER, rows, id="probes", numeric=(2, 3, 5, 6)) + note
 
 
 def model_details(models: dict[str, dict[str, Any]]) -> Markup:

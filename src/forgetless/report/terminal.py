@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from forgetless.paths import write_json_atomic, write_text_atomic
+from forgetless.report.status import STATUS_COLORS, STATUSES
 
 # Off a terminal (logs, CI) rich would wrap tables at 80 columns; logs have room for more.
 out = Console(width=None if sys.stdout.isatty() else 140)
@@ -39,7 +40,9 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
         table.add_column(Text(column), overflow="fold")
     for row in rows:
         style = {"forgot": "red", "improved": "green"}.get(row[-1])
-        table.add_row(*(Text(cell) for cell in row), style=style)
+        # A budget status, alone in its cell, in its colour (report.status: within, inconclusive, over).
+        cells = [Text(cell, style=STATUS_COLORS[cell]) if cell in STATUSES else Text(cell) for cell in row]
+        table.add_row(*cells, style=style)
     out.print(table)
 
 

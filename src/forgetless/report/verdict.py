@@ -1,5 +1,5 @@
 """The top of every report: one verdict line and a few cards that say what was gained, what was forgotten,
-and whether the result is within its forgetting budget."""
+and the result's budget status: within (green), inconclusive (amber: not shown within) or over (red)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from forgetless.evaluation.results import guard_status, point_status
 from forgetless.report.html import parts
 from forgetless.report.plots import primary_comparisons
 from forgetless.report.units import ACCURACY_METRICS, PERPLEXITY_METRICS, fmt_value, unit_suffix
@@ -81,43 +82,48 @@ def guard_text(guard: dict[str, Any]) -> str:
     where = f" in stage {stopped['stage']}" if stopped.get("stage") else ""
     if stopped["action"] == "rollback":
         restored = stopped.get("restored_step")
-        to = f" to the weights of step {restored}" if restored is not None else " to the starting weights"
-        return f"the guard rolled back at step {stopped['step']}{where}{to} ({stopped['why']})"
+        if restored == 0:
+            to = " to the base weights (step 0): the returned model is the base model (no target gain)"
+        elif restored is not None:
+            to = f" to the weights of step {restored}"
+        else:
+            to = " (no weights restored)"
+        why = f"; {stopped['restored_why']}" if stopped.get("restored_why") and restored else ""
+        return f"the guard rolled back at step {stopped['step']}{where}{to} ({stopped['why']}{why})"
     return f"the guard stopped the run at step {stopped['step']}{where} ({stopped['why']})"
 
 
+STATUS_VALUE = {"within": "within budget", "over": "OVER budget", "inconclusive": "inconclusive"}
+STATUS_VALUE["noise"] = STATUS_VALUE["inconclusive"]  # documents before 0.4
+
+
 def budget_card(
-    budget: str, within: bool, action: str = "", checks: list[dict[str, Any]] | None = None
+    budget: str, status: str | None, action: str = "", checks: list[dict[str, Any]] | None = None
 ) -> dict[str, str]:
+    """The budget's card: its status in its colour (report.status); inconclusive names the undecided probes."""
     if not budget:
         return _card("Forgetting budget", "none set", "set a budget (e.g. 2pt,5%) to bound forgetting")
     detail = f"budget {budget}" + (f"; {action}" if action else "")
-    unclear = within and _unclear(checks)
-    value = "OVER budget" if not within else "inconclusive" if unclear else "within budget"
-    if unclear:
-        detail += f"; not over beyond doubt, not within either: {', '.join(unclear)}"
-    return _card("Forgetting budget", value, detail, "bad" if not within else "" if unclear else "good")
+    if status in ("inconclusive", "noise"):
+        detail += f"; not over beyond doubt, not shown within either: {', '.join(_unclear(checks))}"
+    value = STATUS_VALUE.get(status or "", "not checked")
+    return _card("Forgetting budget", value, detail, status or "")
 
 
-def budget_text(budget: str, within: bool, checks: list[dict[str, Any]] | None = None) -> str:
-    """Never "within budget" while a check is inconclusive (older documents say `noise`)."""
-    if not within:
+def budget_text(budget: str, status: str | None, checks: list[dict[str, Any]] | None = None) -> str:
+    """The budget in words: "within budget" only when the status is within (never while a check is undecided)."""
+    if status == "over":
         return f"OVER budget {budget}"
-    unclear = _unclear(checks)
-    return (
-        f"not over budget {budget} beyond doubt ({', '.join(unclear)} inconclusive)"
-        if unclear
-        else f"within budget {budget}"
-    )
-
-
-def _tone(guard: dict[str, Any]) -> str:
-    """bad when over, neutral while a check is inconclusive, good only when every check is within."""
-    return "bad" if not guard["within_budget"] else "" if _unclear(guard.get("final")) else "good"
+    if status == "within":
+        return f"within budget {budget}"
+    if status is None:
+        return f"budget {budget}: no budgeted probe checked"
+    unclear = ", ".join(_unclear(checks))
+    return f"not over budget {budget} beyond doubt, not shown within it either ({unclear} inconclusive)"
 
 
 def _unclear(checks: list[dict[str, Any]] | None) -> list[str]:
-    return list(dict.fromkeys(c["probe"] for c in checks or [] if c["status"] in ("inconclusive", "noise")))
+    return list(dict.fromkeys(c["probe"] for c in checks or [] if c["status"] not in ("within", "over")))
 
 
 def eval_verdict(result: dict[str, Any]) -> Markup:
@@ -145,44 +151,47 @@ def eval_verdict(result: dict[str, Any]) -> Markup:
 def audit_verdict(audit: dict[str, Any]) -> Markup:
     general = [c["probe"] for c in primary_comparisons(audit["comparisons"]) if c["role"] == "general"]
     forgot = any(probe_verdicts(audit)[name] == "forgot" for name in general)
-    guard = audit.get("guard")  # an audit against a budget: the budget decides the tone
+    guard = audit.get("guard")  # an audit against a budget: the budget's status decides the colour
     if not guard:
         return parts().verdict(audit["summary"]["headline"], "bad" if forgot else "good", audit_cards(audit))
-    line = audit["summary"]["headline"] + "; " + budget_text(guard["budget"], guard["within_budget"], guard["final"])
-    cards = [*audit_cards(audit), budget_card(guard["budget"], guard["within_budget"], checks=guard["final"])]
-    return parts().verdict(line, _tone(guard), cards)
+    status = guard_status(guard)  # documents before `status`: from their checks
+    line = audit["summary"]["headline"] + "; " + budget_text(guard["budget"], status, guard["final"])
+    cards = [*audit_cards(audit), budget_card(guard["budget"], status, checks=guard["final"])]
+    return parts().verdict(line, status or "", cards)
 
 
 def run_verdict(result: dict[str, Any]) -> Markup:
     guard, final = result["guard"], result["final"]
     action = guard_text(guard)
+    status = guard_status(guard)  # results.json written before `status`: from its final checks
     line = final["summary"]["headline"]
     if guard["budget"]:
-        line += "; " + budget_text(guard["budget"], guard["within_budget"], guard["final"])
+        line += "; " + budget_text(guard["budget"], status, guard["final"])
     if action:
         line += f"; {action}"
-    cards = [*audit_cards(final), budget_card(guard["budget"], guard["within_budget"], action, guard["final"])]
+    cards = [*audit_cards(final), budget_card(guard["budget"], status, action, guard["final"])]
     forgot = any(c["tone"] == "bad" for c in cards[1:2])
-    tone = _tone(guard) if guard["budget"] else "bad" if forgot else "good"
+    tone = (status or "") if guard["budget"] else "bad" if forgot else "good"
     return parts().verdict(line, tone, cards)
 
 
 def repair_verdict(result: dict[str, Any]) -> Markup:
     chosen = next((p for p in result["curve"] if p["alpha"] == result["chosen_alpha"]), None)
-    within = bool(chosen and chosen["within"])
+    status = result.get("status") or (point_status(chosen) if chosen else None)  # repair.json before `status`
     line = f"{result['summary']}; the repaired model: {result['audit']['summary']['headline']}"
+    rejected = result.get("next_alpha", result.get("next_over_alpha"))
+    rejected_point = next((p for p in result["curve"] if p["alpha"] == rejected), None)
+    rejected_status = point_status(rejected_point) if rejected_point else None
     alpha = _card(
         "Chosen alpha",
         f"{result['chosen_alpha']:g}",
         "1 = the fine-tune, 0 = the base"
-        + (
-            f"; \u03b1 {result['next_over_alpha']:g} is over budget"
-            if result.get("next_over_alpha") is not None
-            else ""
-        ),
+        + (f"; \u03b1 {rejected:g} is {rejected_status}" if rejected is not None and rejected_status else "")
+        + (f"; chosen by {result['rule']}" if result.get("rule") else ""),
     )
-    cards = [alpha, *audit_cards(result["audit"]), budget_card(result["budget"], within)]
-    return parts().verdict(line, "good" if within else "bad", cards)
+    checks = chosen["checks"] if chosen else None
+    cards = [alpha, *audit_cards(result["audit"]), budget_card(result["budget"], status, checks=checks)]
+    return parts().verdict(line, status or "", cards)
 
 
 def check_cell(check: dict[str, Any]) -> Markup:

@@ -59,7 +59,7 @@ OWNED = {
     ),
     "load_best_model_at_end": (
         "Trainer's 'best model' needs its evaluation loop, which forgetless does not use",
-        "use guard.policy: rollback (restores the best check within the forgetting budget)",
+        "use guard.policy: rollback (restores the best check shown within the forgetting budget)",
     ),
 }
 
