@@ -20,13 +20,12 @@ bound in two units (`2pt,0.05nats`); it is over when either check is over.
 
 Verdicts test the limit, not "no change": a check is `over` only when the interval of the loss
 lies wholly past the limit, `within` only when it lies wholly inside, and `inconclusive` otherwise
-(with an estimate of the items that would decide it). The interval and the p-value come from one
-test (`metrics.paired_tests`). The false-alarm rate `alpha` (default 5%) is the chance that a
-look at probes whose true losses are all within their limits calls any of them over; it is split
-equally over the K checks of the look (Bonferroni; each check one-sided at alpha / K, its interval
-two-sided at 1 - 2 alpha / K), which holds whatever the dependence between probes. The watch and
-repair split the run's rate over their looks (see `guard.watch`, `pipeline.repair`), so the rate
-holds for a whole run.
+(with an estimate of the items that would decide it). The interval and the p-values come from one
+test (`metrics.paired_tests`). A look judges `over` at its share `alpha` of the false-alarm rate,
+split equally over its K checks (Bonferroni: each one-sided at alpha / K), and `within` at `within`
+for every check (an intersection-union test needs no split); guard.procedure says how a run spends
+its rate over its looks, so the rate holds for a whole run. `pooled:2pt` bounds one more measure: the
+accuracy of every general accuracy probe's items together, one paired test on the summed counts.
 """
 
 from __future__ import annotations
